@@ -1,0 +1,8 @@
+//! Latchkey: an administrator resets a domain user's password; Latchkey checks it against every
+//! directory's policy, sets it in each directory through sandboxed connector plugins, and seals
+//! it to the user's hardware key. See ARCHITECTURE.md for the map.
+
+pub mod api;
+pub mod capabilities;
+pub mod cli;
+pub mod runtime;
