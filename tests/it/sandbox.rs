@@ -6,9 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use latchkey::capabilities::Capability;
+use latchkey::capabilities::ldap::{LdapDirectory, LdapError, LdapSession};
 use latchkey::runtime::wit::types::{AccountQuery, ConnectorError, MatchMode, Violation};
-use latchkey::runtime::{ConnectorInstance, Limits, PluginError};
-use latchkey_tests::{instance, instance_with, logs, settings};
+use latchkey::runtime::{
+    CallError, ConnectorInstance, Limits, PluginError, PluginRegistry, Runtime, RuntimeConfig,
+};
+use latchkey_tests::{instance, instance_with, logs, settings, signed_package, trust};
 use secrecy::SecretString;
 
 use crate::account;
@@ -199,7 +202,7 @@ async fn overflowing_the_shadow_stack_in_linear_memory_is_a_trap() {
         .get_policy(&account("bob"))
         .await
         .expect_err("overflow");
-    let latchkey::runtime::CallError::Plugin(PluginError::Trapped { trap }) = &error else {
+    let CallError::Plugin(PluginError::Trapped { trap }) = &error else {
         panic!("{error:?}")
     };
     assert!(trap.contains("out of bounds"), "{trap}");
@@ -248,7 +251,7 @@ async fn files_environment_and_sockets_are_denied() {
         .find_accounts(&query, None, 10)
         .await
         .expect_err("the guest reports");
-    let latchkey::runtime::CallError::Connector(ConnectorError::Internal(info)) = &error else {
+    let CallError::Connector(ConnectorError::Internal(info)) = &error else {
         panic!("{error:?}")
     };
     let attempts: Vec<&str> = info.message.split(';').collect();
@@ -334,4 +337,121 @@ async fn all_misbehaving_guests_at_once_leave_the_healthy_connector_answering() 
         assert!(call.await.unwrap().is_err(), "{guest} did not fail");
     }
     assert!(bystander.finish().await > 0);
+}
+
+/// An LDAP directory that takes far longer than any deadline to answer.
+struct StalledDirectory;
+
+#[async_trait::async_trait]
+impl LdapDirectory for StalledDirectory {
+    async fn open(&self) -> Result<Box<dyn LdapSession>, LdapError> {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Err(LdapError::Unavailable("too late".into()))
+    }
+
+    async fn open_as_user(
+        &self,
+        _dn: &str,
+        _password: &SecretString,
+    ) -> Result<Box<dyn LdapSession>, LdapError> {
+        self.open().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_spent_waiting_on_a_capability_counts_toward_the_deadline() {
+    // The plugin is not running wasm while it waits for the host, so only the wall-clock
+    // deadline can stop it.
+    let deadline = Duration::from_millis(300);
+    let guest = instance_with(
+        "test-ungranted",
+        latchkey::runtime::ConnectorSettings {
+            limits: Limits {
+                deadline,
+                ..Limits::default()
+            },
+            ldap: Some(Arc::new(StalledDirectory)),
+            ..settings("t-stalled-ldap", &Capability::ALL)
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let error = guest
+        .test_connection()
+        .await
+        .expect_err("the directory never answers");
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(error, CallError::Plugin(PluginError::DeadlineExceeded(d)) if d == deadline),
+        "{error:?}"
+    );
+    assert!(elapsed < deadline * 2, "took {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_instance_pool_fail_fast_as_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_calls: 2,
+        ..RuntimeConfig::new(dir.path().join("cache"))
+    })
+    .unwrap();
+    let registry = PluginRegistry::new(runtime, trust());
+    for name in ["test-loop", "test-echo"] {
+        registry
+            .install(&signed_package(name, dir.path()))
+            .await
+            .unwrap();
+    }
+    let looping = ConnectorInstance::new(
+        registry.get("test-loop").unwrap(),
+        latchkey::runtime::ConnectorSettings {
+            limits: Limits {
+                deadline: Duration::from_millis(800),
+                ..Limits::default()
+            },
+            ..settings("t-pool-loop", &[Capability::Log])
+        },
+    )
+    .unwrap();
+    let echo = ConnectorInstance::new(
+        registry.get("test-echo").unwrap(),
+        settings("t-pool-echo", &[]),
+    )
+    .unwrap();
+
+    // Two endless calls take both instance slots.
+    let mut loops = vec![];
+    for _ in 0..2 {
+        let looping = looping.clone();
+        loops.push(tokio::spawn(async move {
+            looping
+                .check_password(&account("x"), &SecretString::from("x"))
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let error = echo
+        .check_password(&account("alice"), &SecretString::from("Corr3ct-Horse!"))
+        .await
+        .expect_err("no slot is free");
+    assert!(matches!(error, PluginError::Busy), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "busy must not wait"
+    );
+    assert!(error.to_string().contains("try again"));
+
+    // Once the loops hit their deadline, the slots are free again.
+    for call in loops {
+        assert!(matches!(
+            call.await.unwrap(),
+            Err(PluginError::DeadlineExceeded(_))
+        ));
+    }
+    let answer = echo
+        .check_password(&account("alice"), &SecretString::from("Corr3ct-Horse!"))
+        .await;
+    assert_eq!(answer.unwrap(), vec![]);
 }

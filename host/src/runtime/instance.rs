@@ -193,10 +193,25 @@ impl ConnectorInstance {
         }
     }
 
+    /// A fresh store with the instance in it, under one deadline for instantiation and call.
     async fn start(
         &self,
         function: &'static str,
         secrets: Vec<SecretString>,
+    ) -> Result<Call, PluginError> {
+        self.start_until(
+            function,
+            secrets,
+            Instant::now() + self.shared.limits.deadline,
+        )
+        .await
+    }
+
+    async fn start_until(
+        &self,
+        function: &'static str,
+        secrets: Vec<SecretString>,
+        deadline: Instant,
     ) -> Result<Call, PluginError> {
         let runtime = self.plugin.runtime();
         let mut store = Store::new(
@@ -204,7 +219,6 @@ impl ConnectorInstance {
             CallState::new(self.shared.clone(), secrets),
         );
         store.limiter(|state| state.limiter());
-        let deadline = Instant::now() + self.shared.limits.deadline;
         // Every epoch tick, a running plugin yields to the executor (so a loop never holds a
         // thread) and stops once its deadline has passed.
         store.set_epoch_deadline(1);
@@ -220,9 +234,10 @@ impl ConnectorInstance {
             plugin: None,
             function,
             limits: self.shared.limits,
+            deadline: deadline.into(),
         };
-        let instantiated = tokio::time::timeout(
-            self.shared.limits.deadline,
+        let instantiated = tokio::time::timeout_at(
+            call.deadline,
             self.plugin.pre().instantiate_async(&mut call.store),
         )
         .await;
@@ -383,7 +398,8 @@ impl ConnectorInstance {
     /// fresh one. Latchkey itself never reuses an instance between calls.
     #[doc(hidden)]
     pub async fn warm(&self) -> Result<WarmInstance, PluginError> {
-        let call = self.start("warm", vec![]).await?;
+        let far = Instant::now() + Duration::from_secs(24 * 3600);
+        let call = self.start_until("warm", vec![], far).await?;
         Ok(WarmInstance { call })
     }
 }
@@ -444,17 +460,19 @@ struct Call {
     plugin: Option<wit::Plugin>,
     function: &'static str,
     limits: Limits,
+    /// When the whole call (instantiation included) must be over.
+    deadline: tokio::time::Instant,
 }
 
 impl Call {
-    /// Run `f` on the instance under the wall-clock deadline.
+    /// Run `f` on the instance until the call's deadline.
     async fn run<'a, R, F, Fut>(&'a mut self, f: F) -> Outcome<R>
     where
         F: FnOnce(&'a wit::Plugin, &'a mut Store<CallState>) -> Fut,
         Fut: Future<Output = wasmtime::Result<R>> + 'a,
     {
         let plugin = self.plugin.as_ref().expect("instantiated before run");
-        match tokio::time::timeout(self.limits.deadline, f(plugin, &mut self.store)).await {
+        match tokio::time::timeout_at(self.deadline, f(plugin, &mut self.store)).await {
             Ok(Ok(value)) => Outcome::Done(value),
             Ok(Err(error)) => Outcome::Failed(error),
             Err(_) => Outcome::WallClock,

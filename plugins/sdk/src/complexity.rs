@@ -155,7 +155,10 @@ mod tests {
         // "jdoe" also contains "Doe", a token of the display name: both rules are broken.
         assert_eq!(
             check("xxJDOE12!", &account(), &policy),
-            vec![Violation::ContainsAccountName, Violation::ContainsDisplayName]
+            vec![
+                Violation::ContainsAccountName,
+                Violation::ContainsDisplayName
+            ]
         );
         let mut other = account();
         other.username = "mallory".into();
