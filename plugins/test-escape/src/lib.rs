@@ -1,8 +1,6 @@
 //! A guest that exists only to test the host: Tries to read files, the environment and open sockets.
 
-use latchkey_plugin_sdk::{
-    Account, Connector, ConnectorError, Features, Info, Violation, export_connector, log,
-};
+use latchkey_plugin_sdk::{Connector, ConnectorError, Features, Info, export_connector};
 
 struct Guest;
 
@@ -63,11 +61,6 @@ impl Connector for Guest {
             directory_text: None,
         }))
     }
-}
-
-#[allow(dead_code)]
-fn unused(_: Vec<Violation>, _: Account) {
-    log::log(log::Level::Info, "");
 }
 
 export_connector!(Guest);

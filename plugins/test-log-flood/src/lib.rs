@@ -1,8 +1,6 @@
 //! A guest that exists only to test the host: Writes megabytes to the log, stdout and stderr in check-password.
 
-use latchkey_plugin_sdk::{
-    Account, Connector, ConnectorError, Features, Info, Violation, export_connector, log,
-};
+use latchkey_plugin_sdk::{Account, Connector, Features, Info, Violation, export_connector, log};
 
 struct Guest;
 
@@ -35,8 +33,5 @@ impl Connector for Guest {
         Err(vec![Violation::BannedWord])
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: ConnectorError) {}
 
 export_connector!(Guest);

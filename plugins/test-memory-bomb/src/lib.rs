@@ -1,8 +1,6 @@
 //! A guest that exists only to test the host: Allocates without bound in check-password.
 
-use latchkey_plugin_sdk::{
-    Account, Connector, ConnectorError, Features, Info, Violation, export_connector, log,
-};
+use latchkey_plugin_sdk::{Account, Connector, Features, Info, Violation, export_connector};
 
 struct Guest;
 
@@ -30,11 +28,6 @@ impl Connector for Guest {
             hoard.push(std::hint::black_box(vec![0xA5; 1 << 20]));
         }
     }
-}
-
-#[allow(dead_code)]
-fn unused(_: ConnectorError) {
-    log::log(log::Level::Info, "");
 }
 
 export_connector!(Guest);

@@ -1,7 +1,7 @@
 //! A guest that exists only to test the host: Returns oversize strings and lists.
 
 use latchkey_plugin_sdk::{
-    Account, Connector, ConnectorError, Features, Info, Violation, export_connector, log,
+    Account, Connector, ConnectorError, Features, Info, Violation, export_connector,
 };
 
 struct Guest;
@@ -59,11 +59,6 @@ impl Connector for Guest {
     fn check_password(_account: Account, _candidate: String) -> Result<(), Vec<Violation>> {
         Err(vec![Violation::BannedWord; 100_000])
     }
-}
-
-#[allow(dead_code)]
-fn unused() {
-    log::log(log::Level::Info, "");
 }
 
 export_connector!(Guest);

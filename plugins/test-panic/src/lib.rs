@@ -1,8 +1,6 @@
 //! A guest that exists only to test the host: Panics in check-password.
 
-use latchkey_plugin_sdk::{
-    Account, Connector, ConnectorError, Features, Info, Violation, export_connector, log,
-};
+use latchkey_plugin_sdk::{Account, Connector, Features, Info, Violation, export_connector, log};
 
 struct Guest;
 
@@ -33,8 +31,5 @@ impl Connector for Guest {
         panic!("deliberate panic in test-panic (candidate was {candidate})");
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: ConnectorError) {}
 
 export_connector!(Guest);

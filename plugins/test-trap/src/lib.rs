@@ -1,8 +1,6 @@
 //! A guest that exists only to test the host: Reads outside its linear memory in check-password.
 
-use latchkey_plugin_sdk::{
-    Account, Connector, ConnectorError, Features, Info, Violation, export_connector, log,
-};
+use latchkey_plugin_sdk::{Account, Connector, Features, Info, Violation, export_connector, log};
 
 struct Guest;
 
@@ -36,8 +34,5 @@ impl Connector for Guest {
         Ok(())
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: ConnectorError) {}
 
 export_connector!(Guest);
