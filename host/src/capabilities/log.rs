@@ -74,6 +74,11 @@ impl CallLog {
         }
     }
 
+    /// Redact `secret` too from now on (a password the plugin handed to a capability).
+    pub fn add_secret(&mut self, secret: SecretString) {
+        self.secrets.push(secret);
+    }
+
     /// `text` with every secret of this call replaced by `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
@@ -179,6 +184,14 @@ mod tests {
             "pw=[redacted] and [redacted]"
         );
         assert_eq!(log.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn secrets_added_during_a_call_are_redacted_too() {
+        let mut log = CallLog::new(tags(), vec![]);
+        assert_eq!(log.redact("bind with Us3r-Pass"), "bind with Us3r-Pass");
+        log.add_secret(SecretString::from("Us3r-Pass"));
+        assert_eq!(log.redact("bind with Us3r-Pass"), "bind with [redacted]");
     }
 
     #[test]

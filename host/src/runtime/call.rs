@@ -325,6 +325,8 @@ impl wit::ldap::Host for CallState {
     ) -> LdapResult<Resource<SessionHandle>> {
         self.require(Capability::Ldap, "ldap.open-as-user")?;
         let password = SecretString::from(password);
+        // The plugin holds a user's password: keep it out of whatever it writes next.
+        self.log.add_secret(password.clone());
         let directory = self.shared.ldap.clone();
         Ok(match directory.open_as_user(&dn, &password).await {
             Ok(session) => Ok(self.table.push(SessionHandle(session))?),
