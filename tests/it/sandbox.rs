@@ -9,9 +9,10 @@ use latchkey::capabilities::Capability;
 use latchkey::capabilities::ldap::{LdapDirectory, LdapError, LdapSession};
 use latchkey::runtime::wit::types::{AccountQuery, ConnectorError, MatchMode, Violation};
 use latchkey::runtime::{
-    CallError, ConnectorInstance, Limits, PluginError, PluginRegistry, Runtime, RuntimeConfig,
+    CallError, ConnectorInstance, ConnectorSettings, Limits, PluginError, PluginRegistry, Runtime,
+    RuntimeConfig,
 };
-use latchkey_tests::{instance, instance_with, logs, settings, signed_package, trust};
+use latchkey_tests::{instance, instance_with, limited, logs, settings, signed_package, trust};
 use secrecy::SecretString;
 
 use crate::account;
@@ -82,14 +83,7 @@ impl Bystander {
 async fn misbehave(guest: &str, limits: Limits) -> (PluginError, Duration, usize) {
     let tenant = format!("t-{guest}");
     let echo = instance("test-echo", "t-bystander").await;
-    let bad = instance_with(
-        guest,
-        latchkey::runtime::ConnectorSettings {
-            limits,
-            ..settings(&tenant, &[Capability::Log])
-        },
-    )
-    .await;
+    let bad = instance_with(guest, limited(&tenant, &[Capability::Log], limits)).await;
 
     let bystander = Bystander::start(echo.clone());
     bystander.wait_beyond(0).await;
@@ -319,13 +313,14 @@ async fn all_misbehaving_guests_at_once_leave_the_healthy_connector_answering() 
     for guest in guests {
         let bad = instance_with(
             guest,
-            latchkey::runtime::ConnectorSettings {
-                limits: Limits {
+            limited(
+                &format!("t-crowd-{guest}"),
+                &[Capability::Log],
+                Limits {
                     deadline,
                     memory_bytes: 32 << 20,
                 },
-                ..settings(&format!("t-crowd-{guest}"), &[Capability::Log])
-            },
+            ),
         )
         .await;
         calls.push(tokio::spawn(async move {
@@ -365,13 +360,16 @@ async fn time_spent_waiting_on_a_capability_counts_toward_the_deadline() {
     let deadline = Duration::from_millis(300);
     let guest = instance_with(
         "test-ungranted",
-        latchkey::runtime::ConnectorSettings {
-            limits: Limits {
-                deadline,
-                ..Limits::default()
-            },
+        ConnectorSettings {
             ldap: Some(Arc::new(StalledDirectory)),
-            ..settings("t-stalled-ldap", &Capability::ALL)
+            ..limited(
+                "t-stalled-ldap",
+                &Capability::ALL,
+                Limits {
+                    deadline,
+                    ..Limits::default()
+                },
+            )
         },
     )
     .await;
@@ -405,13 +403,14 @@ async fn calls_beyond_the_instance_pool_fail_fast_as_busy() {
     }
     let looping = ConnectorInstance::new(
         registry.get("test-loop").unwrap(),
-        latchkey::runtime::ConnectorSettings {
-            limits: Limits {
+        limited(
+            "t-pool-loop",
+            &[Capability::Log],
+            Limits {
                 deadline: Duration::from_millis(800),
                 ..Limits::default()
             },
-            ..settings("t-pool-loop", &[Capability::Log])
-        },
+        ),
     )
     .unwrap();
     let echo = ConnectorInstance::new(

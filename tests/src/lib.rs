@@ -151,6 +151,14 @@ pub fn settings(tenant: &str, granted: &[Capability]) -> ConnectorSettings {
     }
 }
 
+/// Settings for a connector of `tenant` granting `granted`, with `limits`.
+pub fn limited(tenant: &str, granted: &[Capability], limits: Limits) -> ConnectorSettings {
+    ConnectorSettings {
+        limits,
+        ..settings(tenant, granted)
+    }
+}
+
 /// An instance of test plugin `name` for `tenant`, granted everything it asks for.
 pub async fn instance(name: &str, tenant: &str) -> ConnectorInstance {
     instance_with(name, settings(tenant, &Capability::ALL)).await
