@@ -11,6 +11,7 @@ pub mod config;
 pub mod graph;
 pub mod ldap;
 pub mod log;
+pub mod secrets;
 
 use std::fmt;
 

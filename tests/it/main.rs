@@ -1,5 +1,6 @@
 //! Latchkey's workspace-level tests. One test binary; each module is one capability.
 
+mod ad_ldap;
 mod cache;
 mod capabilities;
 mod packages;

@@ -3,10 +3,13 @@
 //!
 //! A missing prerequisite is a failure that says how to get it, never a skipped test.
 
+pub mod samba;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use latchkey::capabilities::{Capability, CapabilitySet};
+use latchkey::capabilities::secrets::Secrets;
+use latchkey::capabilities::{Capability, CapabilitySet, ldap};
 use latchkey::runtime::{
     ConnectorInstance, ConnectorSettings, Limits, LoadedPlugin, Package, PluginRegistry, Runtime,
     RuntimeConfig, TrustStore, package,
@@ -97,8 +100,10 @@ pub fn runtime(cache: &Path) -> Arc<Runtime> {
     .expect("runtime")
 }
 
-/// The plugins every sandbox test uses, loaded once per test process.
-pub const TEST_PLUGINS: [&str; 10] = [
+/// The plugins the tests use, loaded once per test process: the test guests and the bundled
+/// connectors.
+pub const TEST_PLUGINS: [&str; 11] = [
+    "ad-ldap",
     "test-echo",
     "test-loop",
     "test-memory-bomb",
@@ -215,4 +220,56 @@ pub fn logs() -> &'static LogCapture {
             .init();
         capture
     })
+}
+
+/// The AD connector of `tenant`, bound as `which` service account of the test DC, with users
+/// searched under OU=Staff; `extra` is merged into its configuration (e.g. `group_dn`).
+pub async fn ad_connector(
+    tenant: &str,
+    which: samba::ServiceAccount,
+    extra: serde_json::Value,
+) -> ConnectorInstance {
+    let (dn, password) = samba::dc().service_account(which);
+    ad_connector_as(tenant, dn, password, extra).await
+}
+
+/// The AD connector of `tenant`, bound as `bind_dn` with `bind_password`.
+pub async fn ad_connector_as(
+    tenant: &str,
+    bind_dn: &str,
+    bind_password: &str,
+    extra: serde_json::Value,
+) -> ConnectorInstance {
+    let dc = samba::dc();
+    let mut config = serde_json::json!({
+        "url": dc.ldaps_url,
+        "base_dn": dc.staff_ou,
+        "bind_dn": bind_dn,
+        "ca_file": dc.ca_file,
+        "timeout_ms": 5000,
+    });
+    let config = config.as_object_mut().expect("an object");
+    if let serde_json::Value::Object(extra) = extra {
+        config.extend(extra);
+    }
+    let secrets = Secrets::from_iter([(
+        "bind_password",
+        secrecy::SecretString::from(bind_password.to_string()),
+    )]);
+    let connector = format!("{tenant}-ad");
+    let directory = ldap::directory(
+        config,
+        &secrets,
+        ldap::ConnectorTags::new(tenant, connector.as_str()),
+    );
+    let settings = ConnectorSettings {
+        connector,
+        config: config.clone(),
+        ldap: Some(directory),
+        ..settings(
+            tenant,
+            &[Capability::Log, Capability::Config, Capability::Ldap],
+        )
+    };
+    instance_with("ad-ldap", settings).await
 }

@@ -107,6 +107,7 @@ fn describe_connector_error(error: &ConnectorError) -> String {
         }
         ConnectorError::NotFound(i) => format!("not found: {}", i.message),
         ConnectorError::Denied(i) => format!("denied: {}", i.message),
+        ConnectorError::WrongOldPassword(i) => format!("wrong current password: {}", i.message),
         ConnectorError::Unavailable(i) => format!("unavailable: {}", i.message),
         ConnectorError::InvalidConfig(i) => format!("invalid configuration: {}", i.message),
         ConnectorError::Unsupported(i) => format!("unsupported: {}", i.message),

@@ -120,6 +120,7 @@ pub(crate) fn connector_error(error: &ConnectorError) -> Result<(), String> {
         ConnectorError::Policy(v) => violations(v),
         ConnectorError::NotFound(i)
         | ConnectorError::Denied(i)
+        | ConnectorError::WrongOldPassword(i)
         | ConnectorError::Unavailable(i)
         | ConnectorError::InvalidConfig(i)
         | ConnectorError::Unsupported(i)

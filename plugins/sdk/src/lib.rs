@@ -154,6 +154,7 @@ pub fn error_message(error: &ConnectorError) -> String {
         ConnectorError::Policy(violations) => format!("{} policy violation(s)", violations.len()),
         ConnectorError::NotFound(info)
         | ConnectorError::Denied(info)
+        | ConnectorError::WrongOldPassword(info)
         | ConnectorError::Unavailable(info)
         | ConnectorError::InvalidConfig(info)
         | ConnectorError::Unsupported(info)
