@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use latchkey::runtime::wit::types::{AccountQuery, ConnectorError, MatchMode, SetOptions};
 use latchkey::runtime::{CallError, ConnectorInstance};
 use latchkey_tests::samba::{ServiceAccount, UserSpec, dc, random_password};
-use latchkey_tests::{ad_connector, workspace_root};
+use latchkey_tests::{ad_connector, find_account, workspace_root};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -150,12 +150,7 @@ async fn the_dc_frozen_stopped_and_restarted() {
     .await;
     // A pooled connection exists before the outage.
     assert_eq!(find(&ad, &user.username).await, 1);
-    let account = ad
-        .find_accounts(&query(&user.username), None, 1)
-        .await
-        .unwrap()
-        .accounts
-        .remove(0);
+    let account = find_account(&ad, &user.username).await;
     // The configured timeout, plus slack for a loaded machine: never a retry on top of it.
     let budget = Duration::from_millis(TIMEOUT_MS + 750);
     let options = SetOptions {

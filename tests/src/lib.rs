@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use latchkey::capabilities::secrets::Secrets;
 use latchkey::capabilities::{Capability, CapabilitySet, ldap};
+use latchkey::runtime::wit::types::{Account, AccountQuery, MatchMode};
 use latchkey::runtime::{
     ConnectorInstance, ConnectorSettings, Limits, LoadedPlugin, Package, PluginRegistry, Runtime,
     RuntimeConfig, TrustStore, package,
@@ -272,4 +273,21 @@ pub async fn ad_connector_as(
         )
     };
     instance_with("ad-ldap", settings).await
+}
+
+/// The one account `connector` finds for `text` (exact match), as the Employees page would.
+pub async fn find_account(connector: &ConnectorInstance, text: &str) -> Account {
+    let page = connector
+        .find_accounts(
+            &AccountQuery {
+                text: text.to_string(),
+                mode: MatchMode::Exact,
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("finding {text}: {e}"));
+    assert_eq!(page.accounts.len(), 1, "finding {text}: {page:?}");
+    page.accounts.into_iter().next().expect("one account")
 }

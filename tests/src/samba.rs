@@ -326,6 +326,16 @@ pub struct UserSpec<'a> {
     pub groups: &'a [&'a str],
 }
 
+impl<'a> UserSpec<'a> {
+    /// A user who is a member of `groups` (DNs).
+    pub fn in_groups(groups: &'a [&'a str]) -> UserSpec<'a> {
+        UserSpec {
+            groups,
+            ..Default::default()
+        }
+    }
+}
+
 /// A user created for one test.
 #[derive(Debug, Clone)]
 pub struct TestUser {
