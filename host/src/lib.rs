@@ -6,3 +6,4 @@ pub mod api;
 pub mod capabilities;
 pub mod cli;
 pub mod runtime;
+pub mod store;

@@ -5,6 +5,7 @@ mod cache;
 mod capabilities;
 mod packages;
 mod sandbox;
+mod store;
 
 use latchkey::runtime::wit::types::{Account, SetOptions};
 

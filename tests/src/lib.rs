@@ -3,6 +3,7 @@
 //!
 //! A missing prerequisite is a failure that says how to get it, never a skipped test.
 
+pub mod databases;
 pub mod samba;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,357 @@
+//! Password changes: the record of one reset or change of one employee's password, from the
+//! moment its envelope is sealed and held to the outcome of every connector, and the query
+//! start-up uses to resolve changes a crash left between seal and release.
+//!
+//! It owns the change rows and creating a change together with its held delivery (one
+//! transaction, after the key status check). It must never hold a plaintext password: the
+//! envelope arrives sealed to the key. Deciding what to do with an unfinished change belongs
+//! to `workflow`.
+
+use std::fmt;
+
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::deliveries::{self, Delivery};
+use super::error::{DbResult as _, KeyRefusal, StoreError};
+use super::keys;
+use super::{Store, UnixTime, new_id};
+
+/// Typed by an admin, or generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeMode {
+    Manual,
+    Generate,
+}
+
+impl ChangeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeMode::Manual => "manual",
+            ChangeMode::Generate => "generate",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChangeMode> {
+        match text {
+            "manual" => Some(ChangeMode::Manual),
+            "generate" => Some(ChangeMode::Generate),
+            _ => None,
+        }
+    }
+}
+
+/// Where a change is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeState {
+    /// Sealed, its delivery held; no directory written yet.
+    Held,
+    /// Connectors are setting it.
+    Applying,
+    /// Every connector set it; the delivery is released.
+    Applied,
+    /// The primary set it, a secondary did not; the delivery is released.
+    PartiallyApplied,
+    /// The primary did not set it; the delivery is destroyed.
+    Failed,
+}
+
+impl ChangeState {
+    pub const ALL: [ChangeState; 5] = [
+        ChangeState::Held,
+        ChangeState::Applying,
+        ChangeState::Applied,
+        ChangeState::PartiallyApplied,
+        ChangeState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeState::Held => "held",
+            ChangeState::Applying => "applying",
+            ChangeState::Applied => "applied",
+            ChangeState::PartiallyApplied => "partially_applied",
+            ChangeState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ChangeState> {
+        ChangeState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Applied, partially applied or failed.
+    pub fn is_final(self) -> bool {
+        !matches!(self, ChangeState::Held | ChangeState::Applying)
+    }
+}
+
+impl fmt::Display for ChangeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One password change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordChange {
+    pub id: String,
+    pub tenant_id: String,
+    pub employee_id: String,
+    pub key_id: String,
+    /// Who asked (a principal id, or `workstation:<id>` for a user's own change).
+    pub actor: String,
+    pub mode: ChangeMode,
+    /// must_change_at_next_logon, unlock, length, ... (never the password).
+    pub options: serde_json::Value,
+    pub state: ChangeState,
+    /// Each connector's outcome by connector id.
+    pub outcomes: serde_json::Map<String, serde_json::Value>,
+    pub failure: Option<String>,
+    pub started_at: UnixTime,
+    pub updated_at: UnixTime,
+    pub finished_at: Option<UnixTime>,
+}
+
+/// A change to record, with its envelope already sealed to the key.
+pub struct NewChange {
+    pub employee_id: String,
+    pub key_id: String,
+    pub actor: String,
+    pub mode: ChangeMode,
+    pub options: serde_json::Value,
+    /// The account slot on the key.
+    pub slot: String,
+    /// The envelope sealed to the key (keyproto).
+    pub envelope: Vec<u8>,
+    pub not_after: Option<UnixTime>,
+}
+
+/// A change a crash left held or applying, with its held delivery if it still has one.
+#[derive(Debug, Clone)]
+pub struct UnfinishedChange {
+    pub change: PasswordChange,
+    pub held_delivery_id: Option<String>,
+}
+
+const COLUMNS: &str = "id, tenant_id, employee_id, key_id, actor, mode, options, state, \
+                       outcomes, failure, started_at, updated_at, finished_at";
+
+fn change(row: &AnyRow) -> Result<PasswordChange, StoreError> {
+    let mode: String = row.try_get("mode").db()?;
+    let state: String = row.try_get("state").db()?;
+    let json = |column: &str| -> Result<serde_json::Value, StoreError> {
+        let text: String = row.try_get(column).db()?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+    };
+    Ok(PasswordChange {
+        id: row.try_get("id").db()?,
+        tenant_id: row.try_get("tenant_id").db()?,
+        employee_id: row.try_get("employee_id").db()?,
+        key_id: row.try_get("key_id").db()?,
+        actor: row.try_get("actor").db()?,
+        mode: ChangeMode::parse(&mode)
+            .ok_or_else(|| StoreError::Corrupt(format!("change mode {mode:?}")))?,
+        options: json("options")?,
+        state: ChangeState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("change state {state:?}")))?,
+        outcomes: match json("outcomes")? {
+            serde_json::Value::Object(map) => map,
+            _ => return Err(StoreError::Corrupt("outcomes is not an object".into())),
+        },
+        failure: row.try_get("failure").db()?,
+        started_at: row.try_get("started_at").db()?,
+        updated_at: row.try_get("updated_at").db()?,
+        finished_at: row.try_get("finished_at").db()?,
+    })
+}
+
+impl Store {
+    /// Records a change of `tenant_id` in state Held together with its held delivery, in one
+    /// transaction. The key must belong to the employee and allow a new password; a second
+    /// change in flight for the same key and slot is a conflict.
+    pub async fn begin_change(
+        &self,
+        tenant_id: &str,
+        new: NewChange,
+        now: UnixTime,
+    ) -> Result<(PasswordChange, Delivery), StoreError> {
+        let mut tx = self.write().await?;
+        let key = sqlx::query(&format!(
+            "SELECT {} FROM keys WHERE tenant_id = $1 AND id = $2",
+            keys::COLUMNS
+        ))
+        .bind(tenant_id)
+        .bind(&new.key_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("key"))?;
+        let key = keys::key(&key)?;
+        if key.employee_id.as_deref() != Some(new.employee_id.as_str()) {
+            return Err(StoreError::KeyRefused {
+                key: key.id,
+                status: key.status,
+                refusal: KeyRefusal::NotTheEmployees,
+            });
+        }
+        key.require_new_password()?;
+        let change_id = new_id();
+        let row = sqlx::query(&format!(
+            "INSERT INTO password_changes (id, tenant_id, employee_id, key_id, actor, mode, \
+             options, state, outcomes, started_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'held', '{{}}', $8, $8) RETURNING {COLUMNS}"
+        ))
+        .bind(&change_id)
+        .bind(tenant_id)
+        .bind(&new.employee_id)
+        .bind(&new.key_id)
+        .bind(&new.actor)
+        .bind(new.mode.as_str())
+        .bind(new.options.to_string())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .db()?;
+        let change = change(&row)?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO deliveries (id, tenant_id, key_id, slot, change_id, state, ciphertext, \
+             created_at, not_after) VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8) \
+             RETURNING {}",
+            deliveries::COLUMNS
+        ))
+        .bind(new_id())
+        .bind(tenant_id)
+        .bind(&new.key_id)
+        .bind(&new.slot)
+        .bind(&change_id)
+        .bind(new.envelope)
+        .bind(now)
+        .bind(new.not_after)
+        .fetch_one(&mut *tx)
+        .await
+        .or_conflict("a password change for this key and account is already in flight")?;
+        let delivery = deliveries::delivery(&row)?;
+        tx.commit().await.db()?;
+        Ok((change, delivery))
+    }
+
+    /// Change `id` of `tenant_id`.
+    pub async fn password_change(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<PasswordChange, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM password_changes WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("password change"))?;
+        change(&row)
+    }
+
+    /// Records connector `connector_id`'s outcome of change `id` (replacing an earlier one).
+    pub async fn record_change_outcome(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        connector_id: &str,
+        outcome: serde_json::Value,
+        now: UnixTime,
+    ) -> Result<PasswordChange, StoreError> {
+        let mut tx = self.write().await?;
+        let current = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM password_changes WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("password change"))?;
+        let mut outcomes = change(&current)?.outcomes;
+        outcomes.insert(connector_id.to_string(), outcome);
+        let row = sqlx::query(&format!(
+            "UPDATE password_changes SET outcomes = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(serde_json::Value::Object(outcomes).to_string())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()?;
+        change(&row)
+    }
+
+    /// Moves change `id` to `state` (with `failure` when it failed). A final change does not
+    /// move again.
+    pub async fn set_change_state(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        state: ChangeState,
+        failure: Option<&str>,
+        now: UnixTime,
+    ) -> Result<PasswordChange, StoreError> {
+        let finished = state.is_final().then_some(now);
+        let row = sqlx::query(&format!(
+            "UPDATE password_changes SET state = $3, failure = COALESCE($4, failure), \
+             updated_at = $5, finished_at = $6 \
+             WHERE tenant_id = $1 AND id = $2 AND state IN ('held', 'applying') \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(state.as_str())
+        .bind(failure)
+        .bind(now)
+        .bind(finished)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        match row {
+            Some(row) => change(&row),
+            None => {
+                let current = self.password_change(tenant_id, id).await?;
+                Err(StoreError::WrongState {
+                    what: "password change",
+                    id: id.to_string(),
+                    state: current.state.to_string(),
+                    expected: "a finished change does not change state",
+                })
+            }
+        }
+    }
+
+    /// Every change left held or applying, on every tenant, oldest first: what start-up must
+    /// resolve (ask the directory, then release or destroy the held delivery).
+    pub async fn unfinished_changes(&self) -> Result<Vec<UnfinishedChange>, StoreError> {
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {columns}, d.id AS held_delivery_id FROM password_changes c \
+             LEFT JOIN deliveries d ON d.change_id = c.id AND d.state = 'held' \
+             WHERE c.state IN ('held', 'applying') ORDER BY c.started_at, c.id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        rows.iter()
+            .map(|row| {
+                Ok(UnfinishedChange {
+                    change: change(row)?,
+                    held_delivery_id: row.try_get("held_delivery_id").db()?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,178 @@
+//! `Store` and its pool: SQLite or PostgreSQL chosen by the URL (`sqlite://path` or
+//! `postgres://…`), the migrations of that backend run at open with sqlx's migrator, and the
+//! one place where the backends differ in how a writing transaction begins.
+//!
+//! It owns connecting, the SQLite settings (create if missing, WAL, busy timeout, foreign
+//! keys) and the migration source. It must never hold a query of a domain table: those live
+//! in the files named after what they keep.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Any, AnyPool, ConnectOptions as _, Connection as _, Executor as _, Transaction};
+
+use super::crypto::MasterKey;
+use super::error::{DbResult as _, StoreError};
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database: every read and write of Latchkey's state goes through here.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    pub(crate) master_key: Arc<MasterKey>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("master_key", &self.master_key.id())
+            .finish()
+    }
+}
+
+/// How long a SQLite writer waits for the write lock before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Store {
+    /// Opens (creating a SQLite file if missing) the database at `url`, runs its migrations,
+    /// and seals connector secrets under `master_key`.
+    pub async fn open(url: &str, master_key: MasterKey) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Invalid(
+                "the database URL must start with sqlite: or postgres://".into(),
+            ));
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                // Create the file and switch it to WAL once, on a connection of its own: the
+                // journal mode is a property of the file, kept by every later connection.
+                let options = SqliteConnectOptions::from_str(url)
+                    .db()?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
+                options.connect().await.db()?.close().await.db()?;
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .db()?
+            }
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(16)
+                .connect(url)
+                .await
+                .db()?,
+        };
+        let migrator = Migrator::new(Migrations(backend))
+            .await
+            .map_err(|e| StoreError::Database(super::error::DatabaseError::from_migrate(e)))?;
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(super::error::DatabaseError::from_migrate(e)))?;
+        super::tokens::warm_up().await;
+        Ok(Store {
+            pool,
+            backend,
+            master_key: Arc::new(master_key),
+        })
+    }
+
+    /// The backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The id of the master key connector secrets are sealed under.
+    pub fn master_key_id(&self) -> &str {
+        self.master_key.id()
+    }
+
+    /// Closes every connection (waiting for those in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A transaction that will write. SQLite takes the write lock at `BEGIN IMMEDIATE`, so a
+    /// transaction that reads before it writes cannot fail to upgrade its lock halfway (which
+    /// the busy timeout does not cover); PostgreSQL locks rows as it goes.
+    pub(crate) async fn write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db(),
+            Backend::Postgres => self.pool.begin().await.db(),
+        }
+    }
+}
+
+/// The migrations of one backend, compiled into the binary.
+#[derive(Debug)]
+struct Migrations(Backend);
+
+/// (version, description, SQLite, PostgreSQL)
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../migrations/postgres/0001_initial.sql"),
+)];
+
+type BoxDynError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl<'s> MigrationSource<'s> for Migrations {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        Box::pin(async move {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, description, sqlite, postgres)| {
+                    let sql = match self.0 {
+                        Backend::Sqlite => sqlite,
+                        Backend::Postgres => postgres,
+                    };
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}

@@ -1,0 +1,400 @@
+//! The key delivery queue: sealed envelopes on their way to a key. A delivery is *held* while
+//! its password change runs, *released* to *pending* (superseding the older queued one for the
+//! same key and account slot), *leased* by a workstation for a while, and finally *delivered*
+//! (the key's ack), or *superseded*, *expired* or *failed*. Every final state deletes the
+//! ciphertext.
+//!
+//! It owns the states and their transitions, and the one place where the backends' claims
+//! differ (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on SQLite). Two partial
+//! unique indexes make the database enforce one held and one queued delivery per key and slot.
+//! It must never hand a ciphertext to a key that is not Active, lease one delivery to two
+//! claimers at once, or keep a ciphertext in a final state. Verifying acks, sealing and waking
+//! workstations belong to `delivery`, not here.
+
+use std::fmt;
+
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::db::Backend;
+use super::error::{DbResult as _, StoreError};
+use super::{Store, UnixTime};
+
+/// Where a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Held,
+    Pending,
+    Leased,
+    Delivered,
+    Superseded,
+    Expired,
+    Failed,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 7] = [
+        DeliveryState::Held,
+        DeliveryState::Pending,
+        DeliveryState::Leased,
+        DeliveryState::Delivered,
+        DeliveryState::Superseded,
+        DeliveryState::Expired,
+        DeliveryState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Held => "held",
+            DeliveryState::Pending => "pending",
+            DeliveryState::Leased => "leased",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Superseded => "superseded",
+            DeliveryState::Expired => "expired",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryState> {
+        DeliveryState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Held, pending or leased: the ciphertext still exists.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Held | DeliveryState::Pending | DeliveryState::Leased
+        )
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sealed envelope for one account slot of one key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: String,
+    pub tenant_id: String,
+    pub key_id: String,
+    /// The account slot on the key (one password per slot).
+    pub slot: String,
+    pub change_id: Option<String>,
+    pub state: DeliveryState,
+    /// The envelope sealed to the key; `None` in every final state.
+    pub ciphertext: Option<Vec<u8>>,
+    pub created_at: UnixTime,
+    pub released_at: Option<UnixTime>,
+    /// After this the envelope is not delivered (the key would refuse it anyway).
+    pub not_after: Option<UnixTime>,
+    pub lease_expires_at: Option<UnixTime>,
+    /// The workstation holding the lease.
+    pub leased_by: Option<String>,
+    /// How many times it was leased.
+    pub attempts: i64,
+    pub finished_at: Option<UnixTime>,
+    pub failure: Option<String>,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("id", &self.id)
+            .field("key_id", &self.key_id)
+            .field("slot", &self.slot)
+            .field("state", &self.state)
+            .field("ciphertext_len", &self.ciphertext.as_ref().map(Vec::len))
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a release did.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// The released delivery, now pending.
+    pub delivery: Delivery,
+    /// The ids of the older queued deliveries it superseded.
+    pub superseded: Vec<String>,
+}
+
+/// What an ack found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// The delivery is now delivered and its ciphertext deleted.
+    Delivered,
+    /// It was delivered before (a repeated ack).
+    AlreadyDelivered,
+    /// It had ended otherwise (superseded, expired, failed): nothing changed.
+    Ended(DeliveryState),
+}
+
+pub(crate) const COLUMNS: &str = "id, tenant_id, key_id, slot, change_id, state, ciphertext, \
+     created_at, released_at, not_after, lease_expires_at, leased_by, attempts, finished_at, \
+     failure";
+
+pub(crate) fn delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
+    let state: String = row.try_get("state").db()?;
+    Ok(Delivery {
+        id: row.try_get("id").db()?,
+        tenant_id: row.try_get("tenant_id").db()?,
+        key_id: row.try_get("key_id").db()?,
+        slot: row.try_get("slot").db()?,
+        change_id: row.try_get("change_id").db()?,
+        state: DeliveryState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery state {state:?}")))?,
+        ciphertext: row.try_get("ciphertext").db()?,
+        created_at: row.try_get("created_at").db()?,
+        released_at: row.try_get("released_at").db()?,
+        not_after: row.try_get("not_after").db()?,
+        lease_expires_at: row.try_get("lease_expires_at").db()?,
+        leased_by: row.try_get("leased_by").db()?,
+        attempts: row.try_get("attempts").db()?,
+        finished_at: row.try_get("finished_at").db()?,
+        failure: row.try_get("failure").db()?,
+    })
+}
+
+impl Store {
+    /// Delivery `id` of `tenant_id`.
+    pub async fn delivery(&self, tenant_id: &str, id: &str) -> Result<Delivery, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("delivery"))?;
+        delivery(&row)
+    }
+
+    /// The deliveries of key `key_id` of `tenant_id`, oldest first.
+    pub async fn deliveries_of_key(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND key_id = $2 \
+             ORDER BY created_at, id"
+        ))
+        .bind(tenant_id)
+        .bind(key_id)
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .iter()
+        .map(delivery)
+        .collect()
+    }
+
+    /// Releases held delivery `id`: it becomes pending and, in the same transaction, the older
+    /// pending or leased delivery for the same key and slot is superseded (ciphertext deleted).
+    pub async fn release_delivery(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Release, StoreError> {
+        let mut tx = self.write().await?;
+        let held = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("delivery"))?;
+        let held = delivery(&held)?;
+        if held.state != DeliveryState::Held {
+            return Err(wrong_state(&held, "only a held delivery can be released"));
+        }
+        let superseded: Vec<String> = sqlx::query_scalar(
+            "UPDATE deliveries SET state = 'superseded', ciphertext = NULL, \
+             lease_expires_at = NULL, finished_at = $3 \
+             WHERE key_id = $1 AND slot = $2 AND state IN ('pending', 'leased') RETURNING id",
+        )
+        .bind(&held.key_id)
+        .bind(&held.slot)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .db()?;
+        let row = sqlx::query(&format!(
+            "UPDATE deliveries SET state = 'pending', released_at = $3 \
+             WHERE tenant_id = $1 AND id = $2 AND state = 'held' RETURNING {COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .or_conflict("another delivery is queued for this key and slot")?;
+        tx.commit().await.db()?;
+        Ok(Release {
+            delivery: delivery(&row)?,
+            superseded,
+        })
+    }
+
+    /// Destroys held delivery `id` (its change failed before release): failed, ciphertext
+    /// deleted. The older queued delivery for the slot, if any, stays deliverable.
+    pub async fn discard_held_delivery(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        reason: &str,
+        now: UnixTime,
+    ) -> Result<Delivery, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE deliveries SET state = 'failed', ciphertext = NULL, finished_at = $3, \
+             failure = $4 WHERE tenant_id = $1 AND id = $2 AND state = 'held' RETURNING {COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now)
+        .bind(reason)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        match row {
+            Some(row) => delivery(&row),
+            None => {
+                let current = self.delivery(tenant_id, id).await?;
+                Err(wrong_state(
+                    &current,
+                    "only a held delivery can be discarded",
+                ))
+            }
+        }
+    }
+
+    /// Leases up to `limit` due deliveries of key `key_id` to `workstation_id` until
+    /// `now + lease_seconds`, oldest first: pending ones and leased ones whose lease expired.
+    /// Concurrent claimers never get the same delivery. The key must be Active.
+    pub async fn lease_deliveries(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+        workstation_id: &str,
+        limit: u32,
+        lease_seconds: i64,
+        now: UnixTime,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.key(tenant_id, key_id).await?.require_delivery()?;
+        // PostgreSQL: concurrent claimers skip the rows another one has locked. SQLite: the
+        // statement runs under the database's single write lock, taken at BEGIN IMMEDIATE.
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE deliveries SET state = 'leased', lease_expires_at = $4, leased_by = $5, \
+             attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM deliveries \
+               WHERE tenant_id = $1 AND key_id = $2 \
+               AND (state = 'pending' OR (state = 'leased' AND lease_expires_at <= $3)) \
+               AND (not_after IS NULL OR not_after > $3) \
+               ORDER BY created_at, id LIMIT $6 {lock}) \
+             RETURNING {COLUMNS}"
+        );
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(key_id)
+            .bind(now)
+            .bind(now + lease_seconds)
+            .bind(workstation_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
+        tx.commit().await.db()?;
+        let mut leased = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
+        leased.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(leased)
+    }
+
+    /// Records the key's ack of delivery `id`: delivered, ciphertext deleted. Idempotent: a
+    /// repeated ack is [`AckOutcome::AlreadyDelivered`]. (Verifying the ack's signature is the
+    /// caller's job, before this.)
+    pub async fn ack_delivery(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<AckOutcome, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'delivered', ciphertext = NULL, \
+             lease_expires_at = NULL, finished_at = $4 \
+             WHERE tenant_id = $1 AND key_id = $2 AND id = $3 AND state IN ('pending', 'leased')",
+        )
+        .bind(tenant_id)
+        .bind(key_id)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        if done.rows_affected() == 1 {
+            return Ok(AckOutcome::Delivered);
+        }
+        let current = self.delivery(tenant_id, id).await?;
+        if current.key_id != key_id {
+            return Err(StoreError::NotFound("delivery"));
+        }
+        match current.state {
+            DeliveryState::Delivered => Ok(AckOutcome::AlreadyDelivered),
+            DeliveryState::Held => Err(wrong_state(
+                &current,
+                "a held delivery has not been released to any key",
+            )),
+            state if state.is_live() => Err(wrong_state(&current, "it changed; retry")),
+            state => Ok(AckOutcome::Ended(state)),
+        }
+    }
+
+    /// Returns leases that expired by `now` to pending, on every tenant; how many.
+    pub async fn expire_leases(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', lease_expires_at = NULL, leased_by = NULL \
+             WHERE state = 'leased' AND lease_expires_at <= $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(done.rows_affected())
+    }
+
+    /// Ends the queued deliveries past their `not_after` (expired, ciphertext deleted), on
+    /// every tenant; how many.
+    pub async fn expire_deliveries(&self, now: UnixTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'expired', ciphertext = NULL, lease_expires_at = NULL, \
+             finished_at = $1 \
+             WHERE state IN ('pending', 'leased') AND not_after IS NOT NULL AND not_after <= $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn wrong_state(delivery: &Delivery, expected: &'static str) -> StoreError {
+    StoreError::WrongState {
+        what: "delivery",
+        id: delivery.id.clone(),
+        state: delivery.state.to_string(),
+        expected,
+    }
+}

@@ -1,0 +1,55 @@
+//! Hooks for the workspace tests (feature `test-support`): create and drop a PostgreSQL
+//! database, and run raw SQL on a store to tamper with rows the way an attacker with database
+//! access would.
+//!
+//! It owns nothing the server uses. It must never be enabled in a release build's features.
+
+use sqlx::{Connection as _, Executor as _};
+
+use super::Store;
+use super::error::{DbResult as _, StoreError};
+
+/// Creates database `name` on the PostgreSQL server of `admin_url` and returns its URL.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
+    check_name(name)?;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.db()?;
+    conn.execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await
+        .db()?;
+    conn.close().await.db()?;
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let base = match base.rfind('/') {
+        Some(slash) if slash > "postgres://".len() => &base[..slash],
+        _ => base,
+    };
+    Ok(format!("{base}/{name}{query}"))
+}
+
+/// Drops database `name` on the PostgreSQL server of `admin_url` (forcing other sessions off).
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
+    check_name(name)?;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.db()?;
+    conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+        .await
+        .db()?;
+    conn.close().await.db()
+}
+
+fn check_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::Invalid(format!("database name {name:?}")));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Runs `sql` as it is, outside every rule of the store; how many rows it changed.
+    pub async fn execute_unchecked(&self, sql: &str) -> Result<u64, StoreError> {
+        // A bare string runs unprepared, so it may hold several statements.
+        let done = self.pool.execute(sql).await.db()?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,121 @@
+//! Bearer tokens for operators, admins and workstations: `lk_<id>_<secret>`, shown once; the
+//! store keeps the id and an argon2id PHC hash of the secret.
+//!
+//! It owns issuing, parsing and verifying. Verification looks the id up, then runs argon2's
+//! constant-time verify; an unknown id still costs one verify against a dummy hash, so timing
+//! does not tell whether an id exists. It must never log, print or store a token's secret.
+
+use std::sync::LazyLock;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand_core::{OsRng, RngCore as _};
+use secrecy::{ExposeSecret as _, SecretString};
+use zeroize::Zeroizing;
+
+use super::error::StoreError;
+
+/// Something just created together with its token, which is shown this once and never again.
+pub struct Issued<T> {
+    pub value: T,
+    pub token: SecretString,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Issued<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("value", &self.value)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A new token: (token id, the full token to show once, the PHC hash to store).
+pub(crate) fn issue() -> Result<(String, SecretString, String), StoreError> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut secret = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(secret.as_mut());
+    let secret = Zeroizing::new(URL_SAFE_NO_PAD.encode(secret.as_ref()));
+    let hash = hash(secret.as_bytes())?;
+    let token = SecretString::from(format!("lk_{id}_{}", secret.as_str()));
+    Ok((id, token, hash))
+}
+
+fn hash(secret: &[u8]) -> Result<String, StoreError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(secret, &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| StoreError::Invalid("hashing a token failed".into()))
+}
+
+/// The id and the secret of a token shaped `lk_<id>_<secret>`, if it has that shape.
+pub(crate) fn parse(token: &SecretString) -> Option<(String, Zeroizing<String>)> {
+    let rest = token.expose_secret().strip_prefix("lk_")?;
+    let (id, secret) = rest.split_once('_')?;
+    let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    (valid_id && !secret.is_empty()).then(|| (id.to_string(), Zeroizing::new(secret.to_string())))
+}
+
+/// A hash no secret matches, verified against when the id is unknown.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let mut secret = [0u8; 32];
+    OsRng.fill_bytes(&mut secret);
+    hash(&secret).expect("hashing a random secret")
+});
+
+/// Computes the dummy hash now, so the first unknown id costs no more than any later one.
+pub(crate) async fn warm_up() {
+    let _ = tokio::task::spawn_blocking(|| LazyLock::force(&DUMMY_HASH).len()).await;
+}
+
+/// Whether `secret` matches `stored` (or, with no stored hash, the same work for nothing).
+/// Runs on the blocking pool: argon2 takes tens of milliseconds of CPU.
+pub(crate) async fn verify(stored: Option<String>, secret: Zeroizing<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let phc = stored.unwrap_or_else(|| DUMMY_HASH.clone());
+        let Ok(parsed) = PasswordHash::new(&phc) else {
+            return false;
+        };
+        let matches = Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok();
+        known && matches
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn issued_tokens_parse_and_verify() {
+        let (id, token, hash) = issue().unwrap();
+        assert!(token.expose_secret().starts_with(&format!("lk_{id}_")));
+        let (parsed_id, secret) = parse(&token).unwrap();
+        assert_eq!(parsed_id, id);
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify(Some(hash.clone()), secret).await);
+        assert!(!verify(Some(hash), Zeroizing::new("wrong".into())).await);
+        let (_, secret) = parse(&token).unwrap();
+        assert!(!verify(None, secret).await, "an unknown id never verifies");
+    }
+
+    #[test]
+    fn malformed_tokens_do_not_parse() {
+        for text in [
+            "",
+            "lk_",
+            "lk_abc_def",
+            "xx_0123456789abcdef0123456789abcdef_s",
+            "lk_0123456789abcdef0123456789abcdef_",
+        ] {
+            assert!(parse(&SecretString::from(text)).is_none(), "{text}");
+        }
+    }
+}
