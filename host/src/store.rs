@@ -1,7 +1,8 @@
 //! `store`: everything Latchkey keeps in its database — tenants, operators and admins with their
 //! tokens, connectors with their sealed secrets, employees, keys, workstations, password
-//! changes, the key delivery queue and the hash-chained audit log — on SQLite (the embedded
-//! default, WAL) or PostgreSQL, chosen by the URL, with the same migrations and behaviour.
+//! changes, the argon2id hashes of passwords set through Latchkey, the key delivery queue and
+//! the hash-chained audit log — on SQLite (the embedded default, WAL) or PostgreSQL, chosen by
+//! the URL, with the same migrations and behaviour.
 //!
 //! It owns all SQL: nothing outside this module touches sqlx, and no sqlx type appears in its
 //! public API; callers get domain types and a [`StoreError`]. It enforces the rules a database
@@ -19,6 +20,7 @@ mod db;
 mod deliveries;
 mod employees;
 mod error;
+mod history;
 mod keys;
 mod principals;
 mod tenants;
@@ -35,6 +37,7 @@ pub use db::{Backend, Store};
 pub use deliveries::{AckOutcome, Delivery, DeliveryState, Release};
 pub use employees::{Employee, NewEmployee};
 pub use error::{DatabaseError, KeyRefusal, StoreError};
+pub use history::MAX_PASSWORD_HISTORY_LENGTH;
 pub use keys::{Key, KeyStatus, NewKey};
 pub use principals::{Principal, PrincipalKind, Role};
 pub use tenants::Tenant;

@@ -6,6 +6,7 @@ mod capabilities;
 mod packages;
 mod sandbox;
 mod store;
+mod workflow;
 
 use latchkey::runtime::wit::types::{Account, SetOptions};
 

@@ -143,12 +143,20 @@ impl Store {
 struct Migrations(Backend);
 
 /// (version, description, SQLite, PostgreSQL)
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "password history",
+        include_str!("../../migrations/sqlite/0002_password_history.sql"),
+        include_str!("../../migrations/postgres/0002_password_history.sql"),
+    ),
+];
 
 type BoxDynError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -52,4 +52,24 @@ impl Store {
         let done = self.pool.execute(sql).await.db()?;
         Ok(done.rows_affected())
     }
+
+    /// Every column of every `password_history` row (and every tenant's history length), as
+    /// the database returns them in text, to scan for what must not be there.
+    pub async fn password_history_raw(&self) -> Result<Vec<String>, StoreError> {
+        use sqlx::Row as _;
+        let rows = sqlx::query(
+            "SELECT tenant_id, employee_id, CAST(seq AS TEXT) AS seq, hash, \
+             CAST(created_at AS TEXT) AS created_at FROM password_history",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let mut cells = Vec::new();
+        for row in &rows {
+            for column in ["tenant_id", "employee_id", "seq", "hash", "created_at"] {
+                cells.push(row.try_get::<String, _>(column).db()?);
+            }
+        }
+        Ok(cells)
+    }
 }
