@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use latchkey::runtime::CallError;
 use latchkey::runtime::ConnectorInstance;
 use latchkey::runtime::wit::types::{
-    Account, AccountQuery, CheckStatus, ConnectorError, MatchMode, SetOptions, SetStatus, Step,
-    Violation,
+    Account, AccountQuery, Check, CheckStatus, ConnectorError, MatchMode, Report, SetOptions,
+    SetStatus, Step, Violation,
 };
 use latchkey_tests::samba::{ServiceAccount, TestUser, UserSpec, dc, rand_u32, random_password};
 use latchkey_tests::{ad_connector, ad_connector_as, find_account, logs};
@@ -32,6 +32,21 @@ fn secret(s: &str) -> SecretString {
 /// The connector's view of `user`, found by its sAMAccountName as the Employees page would.
 async fn find(connector: &ConnectorInstance, user: &TestUser) -> Account {
     find_account(connector, &user.username).await
+}
+
+fn query(text: &str, mode: MatchMode) -> AccountQuery {
+    AccountQuery {
+        text: text.to_string(),
+        mode,
+    }
+}
+
+fn failed_checks(report: &Report) -> Vec<&Check> {
+    report
+        .checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Failed)
+        .collect()
 }
 
 fn step<'a>(
@@ -392,11 +407,7 @@ async fn a_service_account_without_reset_rights_is_told_so_before_and_during_a_r
 
     // test-connection reports the missing rights before any reset is tried.
     let report = ad.test_connection().await.unwrap();
-    let failed: Vec<_> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Failed)
-        .collect();
+    let failed = failed_checks(&report);
     assert!(
         failed
             .iter()
@@ -438,11 +449,7 @@ async fn a_service_account_without_reset_rights_is_told_so_before_and_during_a_r
 async fn test_connection_passes_for_a_delegated_service_account() {
     let ad = ad_connector("t-ad-diag", ServiceAccount::Delegated, json!({})).await;
     let report = ad.test_connection().await.unwrap();
-    let failed: Vec<_> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Failed)
-        .collect();
+    let failed = failed_checks(&report);
     assert!(failed.is_empty(), "{report:#?}");
     assert!(report.checks.len() >= 4, "{report:#?}");
 }
@@ -508,14 +515,7 @@ async fn find_accounts_by_every_identifier_and_page_by_page() {
         first.username.to_uppercase(),
     ] {
         let page = ad
-            .find_accounts(
-                &AccountQuery {
-                    text: text.clone(),
-                    mode: MatchMode::Exact,
-                },
-                None,
-                10,
-            )
+            .find_accounts(&query(&text, MatchMode::Exact), None, 10)
             .await
             .unwrap();
         assert_eq!(
@@ -525,28 +525,14 @@ async fn find_accounts_by_every_identifier_and_page_by_page() {
         );
     }
     let by_name = ad
-        .find_accounts(
-            &AccountQuery {
-                text: first.display_name.clone(),
-                mode: MatchMode::Contains,
-            },
-            None,
-            10,
-        )
+        .find_accounts(&query(&first.display_name, MatchMode::Contains), None, 10)
         .await
         .unwrap();
     assert_eq!(by_name.accounts.len(), 1, "{by_name:?}");
 
     // A query with LDAP filter characters is taken literally.
     let odd = ad
-        .find_accounts(
-            &AccountQuery {
-                text: "*)(objectClass=*".into(),
-                mode: MatchMode::Contains,
-            },
-            None,
-            10,
-        )
+        .find_accounts(&query("*)(objectClass=*", MatchMode::Contains), None, 10)
         .await
         .unwrap();
     assert!(odd.accounts.is_empty(), "{odd:?}");
@@ -556,14 +542,7 @@ async fn find_accounts_by_every_identifier_and_page_by_page() {
     let mut cursor = None;
     loop {
         let page = ad
-            .find_accounts(
-                &AccountQuery {
-                    text: prefix.clone(),
-                    mode: MatchMode::Prefix,
-                },
-                cursor.as_deref(),
-                2,
-            )
+            .find_accounts(&query(&prefix, MatchMode::Prefix), cursor.as_deref(), 2)
             .await
             .unwrap();
         assert!(page.accounts.len() <= 2);
@@ -600,14 +579,7 @@ async fn a_group_scope_finds_members_including_nested_ones_only() {
     .await;
     for (user, in_scope) in [(&direct, true), (&nested, true), (&outside, false)] {
         let page = ad
-            .find_accounts(
-                &AccountQuery {
-                    text: user.username.clone(),
-                    mode: MatchMode::Exact,
-                },
-                None,
-                5,
-            )
+            .find_accounts(&query(&user.username, MatchMode::Exact), None, 5)
             .await
             .unwrap();
         assert_eq!(

@@ -13,6 +13,7 @@ use latchkey::store::{
     Employee, Key, KeyRefusal, KeyStatus, MasterKey, NewAuditRecord, NewChange, NewConnector,
     NewEmployee, NewKey, Role, Store, StoreError, Tenant, WorkstationStatus,
 };
+use latchkey_tests::databases::tenant_with_connector;
 use latchkey_tests::store_test;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
@@ -28,27 +29,11 @@ struct Fixture {
 }
 
 async fn fixture(store: &Store, name: &str) -> Fixture {
-    let tenant = store.create_tenant(name).await.expect("tenant");
     let secrets = Secrets::from_iter([(
         "bind_password",
         SecretString::from(format!("bind-secret-of-{name}")),
     )]);
-    let connector = store
-        .create_connector(
-            &tenant.id,
-            NewConnector {
-                plugin: "ad-ldap".into(),
-                role: ConnectorRole::Primary,
-                config: json!({"url": "ldaps://dc.corp.test"})
-                    .as_object()
-                    .cloned()
-                    .unwrap(),
-                enabled: true,
-            },
-            &secrets,
-        )
-        .await
-        .expect("connector");
+    let (tenant, connector) = tenant_with_connector(store, name, &secrets).await;
     let employee = store
         .create_employee(
             &tenant.id,

@@ -2,30 +2,16 @@
 //! found, the oldest falls out beyond the tenant's length, histories do not cross employees or
 //! tenants, and no row holds the password in any encoding.
 
-use latchkey::store::{ConnectorRole, Employee, NewConnector, NewEmployee, Store, Tenant};
+use latchkey::capabilities::secrets::Secrets;
+use latchkey::store::{Employee, NewEmployee, Store, Tenant};
 use latchkey::workflow::history::{in_history, remember};
+use latchkey_tests::databases::tenant_with_connector;
 use latchkey_tests::store_test;
 use secrecy::SecretString;
 
 /// A tenant with one connector and two employees.
 async fn fixture(store: &Store, name: &str) -> (Tenant, Employee, Employee) {
-    let tenant = store.create_tenant(name).await.expect("tenant");
-    let connector = store
-        .create_connector(
-            &tenant.id,
-            NewConnector {
-                plugin: "ad-ldap".into(),
-                role: ConnectorRole::Primary,
-                config: serde_json::json!({"url": "ldaps://dc.corp.test"})
-                    .as_object()
-                    .cloned()
-                    .unwrap(),
-                enabled: true,
-            },
-            &latchkey::capabilities::secrets::Secrets::new(),
-        )
-        .await
-        .expect("connector");
+    let (tenant, connector) = tenant_with_connector(store, name, &Secrets::new()).await;
     let mut employees = Vec::new();
     for who in ["alice", "bob"] {
         let employee = store

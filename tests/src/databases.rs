@@ -4,7 +4,8 @@
 //!
 //! A missing or unreachable PostgreSQL server is a failure that says how to get one.
 
-use latchkey::store::{MasterKey, Store, testing};
+use latchkey::capabilities::secrets::Secrets;
+use latchkey::store::{Connector, ConnectorRole, MasterKey, NewConnector, Store, Tenant, testing};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// The variable naming the PostgreSQL server the tests create their databases on.
@@ -129,4 +130,30 @@ macro_rules! store_test {
             }
         }
     };
+}
+
+/// A tenant named `name` with a primary, enabled `ad-ldap` connector holding `secrets`.
+pub async fn tenant_with_connector(
+    store: &Store,
+    name: &str,
+    secrets: &Secrets,
+) -> (Tenant, Connector) {
+    let tenant = store.create_tenant(name).await.expect("tenant");
+    let connector = store
+        .create_connector(
+            &tenant.id,
+            NewConnector {
+                plugin: "ad-ldap".into(),
+                role: ConnectorRole::Primary,
+                config: serde_json::json!({"url": "ldaps://dc.corp.test"})
+                    .as_object()
+                    .cloned()
+                    .expect("an object"),
+                enabled: true,
+            },
+            secrets,
+        )
+        .await
+        .expect("connector");
+    (tenant, connector)
 }

@@ -15,7 +15,11 @@ use rand_core::{OsRng, RngCore as _};
 use secrecy::{ExposeSecret as _, SecretString};
 use zeroize::Zeroizing;
 
-use super::error::StoreError;
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::Store;
+use super::error::{DbResult as _, StoreError};
 
 /// Something just created together with its token, which is shown this once and never again.
 pub struct Issued<T> {
@@ -87,6 +91,35 @@ pub(crate) async fn verify(stored: Option<String>, secret: Zeroizing<String>) ->
     })
     .await
     .unwrap_or(false)
+}
+
+impl Store {
+    /// The row `select` finds for `token` when the token's secret matches the row's hash;
+    /// `None` for a malformed, unknown or wrong token. `select` takes the token id as `$1` and
+    /// returns a `token_hash` column; an unknown id costs the same verify as a known one.
+    pub(super) async fn row_for_token(
+        &self,
+        select: &str,
+        token: &SecretString,
+    ) -> Result<Option<AnyRow>, StoreError> {
+        let Some((token_id, secret)) = parse(token) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(select)
+            .bind(&token_id)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        let stored = match &row {
+            Some(row) => Some(row.try_get::<String, _>("token_hash").db()?),
+            None => None,
+        };
+        Ok(if verify(stored, secret).await {
+            row
+        } else {
+            None
+        })
+    }
 }
 
 #[cfg(test)]

@@ -206,24 +206,13 @@ impl Store {
         &self,
         token: &SecretString,
     ) -> Result<Option<Workstation>, StoreError> {
-        let Some((token_id, secret)) = tokens::parse(token) else {
-            return Ok(None);
-        };
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS}, token_hash FROM workstations \
-             WHERE token_id = $1 AND status <> 'revoked'"
-        ))
-        .bind(&token_id)
-        .fetch_optional(&self.pool)
-        .await
-        .db()?;
-        let stored = match &row {
-            Some(row) => Some(row.try_get::<String, _>("token_hash").db()?),
-            None => None,
-        };
-        if !tokens::verify(stored, secret).await {
-            return Ok(None);
-        }
-        row.as_ref().map(workstation).transpose()
+        let select = format!(
+            "SELECT {COLUMNS}, token_hash FROM workstations WHERE token_id = $1 AND status <> 'revoked'"
+        );
+        self.row_for_token(&select, token)
+            .await?
+            .as_ref()
+            .map(workstation)
+            .transpose()
     }
 }
