@@ -1,7 +1,9 @@
 //! The `latchkey` command line: raw arguments (clap) turned into calls on the library.
 //!
 //! `serve` runs the server; `plugin` manages plugin packages (keygen, pack, sign, verify,
-//! inspect). Errors print as one readable chain and exit with status 1.
+//! inspect); `agent` is the workstation client with a software key; `audit verify` and
+//! `master-key rotate|generate` are what an operator scripts with. Errors print as one readable
+//! chain and exit with status 1.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,9 +14,12 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sha2::Digest as _;
 
+use secrecy::{ExposeSecret as _, SecretString};
+
 use crate::runtime::{
     Package, PluginRegistry, Provenance, Runtime, RuntimeConfig, TrustStore, package, world,
 };
+use crate::store::{MasterKey, Store};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +39,57 @@ enum Command {
     /// Manage connector plugin packages.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The workstation client, with a software key standing in for the hardware key.
+    #[command(subcommand)]
+    Agent(crate::agent::AgentCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The master key connector secrets and tenant signing keys are sealed under.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCommand),
+}
+
+/// Where the database and the master key are (shared by serve, audit and master-key).
+#[derive(clap::Args, Clone)]
+struct DatabaseArgs {
+    /// The database: `sqlite://FILE` (the default, embedded) or `postgres://…` (several
+    /// replicas share one).
+    #[arg(
+        long,
+        default_value = "sqlite://latchkey.db",
+        env = "LATCHKEY_DATABASE_URL"
+    )]
+    database_url: String,
+    /// A file holding the master key (base64 of 32 bytes). Without it and without
+    /// LATCHKEY_MASTER_KEY, DATA_DIR/master.key is used, and created at first start.
+    #[arg(long, env = "LATCHKEY_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// Where Latchkey keeps its data: master.key, plugins/, trusted-keys/, cache/.
+    #[arg(long, default_value = "latchkey-data", env = "LATCHKEY_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the audit log's hash chain: exits 1 naming the first record edited, missing or
+    /// out of place.
+    Verify(DatabaseArgs),
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Print a new random master key (base64) to put in a file or LATCHKEY_MASTER_KEY.
+    Generate,
+    /// Re-seal every secret under a new master key (the current one from --master-key-file,
+    /// LATCHKEY_MASTER_KEY or DATA_DIR/master.key); then restart every replica with the new one.
+    Rotate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// A file holding the new master key.
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -41,9 +97,8 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "LATCHKEY_LISTEN")]
     listen: SocketAddr,
-    /// Where Latchkey keeps its data: plugins/, trusted-keys/, cache/.
-    #[arg(long, default_value = "latchkey-data", env = "LATCHKEY_DATA_DIR")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Load plugin packages that carry no signature (for plugin development only).
     #[arg(long, env = "LATCHKEY_ALLOW_UNSIGNED_PLUGINS")]
     allow_unsigned_plugins: bool,
@@ -129,13 +184,122 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Plugin(command) => plugin(command).await,
+        Command::Agent(command) => crate::agent::run(command).await,
+        Command::Audit(AuditCommand::Verify(database)) => audit_verify(database).await,
+        Command::MasterKey(command) => master_key(command).await,
+    }
+}
+
+/// The master key: the file given, LATCHKEY_MASTER_KEY, or DATA_DIR/master.key (created with
+/// mode 0600 when `create` and missing).
+fn load_master_key(args: &DatabaseArgs, create: bool) -> anyhow::Result<MasterKey> {
+    if let Some(path) = &args.master_key_file {
+        return Ok(MasterKey::from_file(path)?);
+    }
+    if std::env::var_os("LATCHKEY_MASTER_KEY").is_some() {
+        return Ok(MasterKey::from_env("LATCHKEY_MASTER_KEY")?);
+    }
+    let path = args.data_dir.join("master.key");
+    if !path.exists() && create {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating {}", args.data_dir.display()))?;
+        let key = MasterKey::generate();
+        write_private(&path, key.to_base64().expose_secret().as_bytes())?;
+        tracing::warn!(path = %path.display(), "created a new master key: back it up; without it \
+            connector secrets and tenant signing keys cannot be opened");
+    }
+    MasterKey::from_file(&path).map_err(|e| {
+        anyhow::anyhow!("{e} (give --master-key-file or LATCHKEY_MASTER_KEY, or start `latchkey serve` once to create one)")
+    })
+}
+
+/// Writes `bytes` to a new file readable only by its owner.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+async fn open_store(args: &DatabaseArgs, create_key: bool) -> anyhow::Result<Store> {
+    let key = load_master_key(args, create_key)?;
+    Store::open(&args.database_url, key)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(&args.database_url)))
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn audit_verify(args: DatabaseArgs) -> anyhow::Result<()> {
+    let store = open_store(&args, false).await?;
+    let report = store.verify_audit().await?;
+    match report.problem {
+        None => {
+            println!(
+                "ok: the audit chain is whole ({} records, head {})",
+                report.records, report.head_seq
+            );
+            Ok(())
+        }
+        Some(problem) => anyhow::bail!(
+            "the audit chain is broken: {problem} ({} records read, head {})",
+            report.records,
+            report.head_seq
+        ),
+    }
+}
+
+async fn master_key(command: MasterKeyCommand) -> anyhow::Result<()> {
+    match command {
+        MasterKeyCommand::Generate => {
+            println!("{}", MasterKey::generate().to_base64().expose_secret());
+            Ok(())
+        }
+        MasterKeyCommand::Rotate {
+            database,
+            new_key_file,
+        } => {
+            let old = load_master_key(&database, false)?;
+            let new = MasterKey::from_file(&new_key_file)?;
+            let store = Store::open(
+                &database.database_url,
+                MasterKey::from_base64(old.to_base64().expose_secret())?,
+            )
+            .await?;
+            let count = store.rotate_master_key(&old, &new).await?;
+            println!(
+                "re-sealed {count} secret(s) under key {}; restart every replica with the new key",
+                new.id()
+            );
+            Ok(())
+        }
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let data = &args.data_dir;
+    let data = &args.database.data_dir;
     std::fs::create_dir_all(data.join("plugins"))
         .with_context(|| format!("creating {}", data.join("plugins").display()))?;
+    let store = open_store(&args.database, true).await?;
+    tracing::info!(database = %redact_url(&args.database.database_url), backend = ?store.backend(), "database open");
+
     let runtime = Runtime::new(RuntimeConfig::new(data.join("cache")))?;
     let mut trust = TrustStore::default();
     trust.load_dir(&data.join("trusted-keys"))?;
@@ -144,21 +308,99 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         trust = trust.allowing_unsigned();
     }
     let registry = Arc::new(PluginRegistry::new(runtime, trust));
+    let bundled = registry.install_bundled().await;
     let results = registry.install_all(&data.join("plugins")).await;
     let loaded = results.iter().filter(|(_, r)| r.is_ok()).count();
-    tracing::info!(loaded, refused = results.len() - loaded, "plugins");
+    tracing::info!(
+        bundled = bundled.iter().filter(|(_, r)| r.is_ok()).count(),
+        loaded,
+        refused = results.len() - loaded,
+        "plugins"
+    );
 
-    let app = crate::api::app(crate::api::AppState { registry });
+    bootstrap_operator(&store).await?;
+
+    let state = crate::api::AppState::new(store.clone(), registry);
+    // Changes a crash left between seal and release. On SQLite this process is the only one,
+    // so every unfinished change is orphaned; on PostgreSQL another replica may be running
+    // one, so only changes untouched for a while are.
+    let grace = match store.backend() {
+        crate::store::Backend::Sqlite => 0,
+        crate::store::Backend::Postgres => {
+            crate::workflow::recovery::IN_FLIGHT_GRACE.as_secs() as i64
+        }
+    };
+    state.workflow.recover(crate::store::now() - grace).await;
+    spawn_sweeper(state.workflow.clone());
+
+    let app = crate::api::app(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "latchkey is listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutting down");
         })
         .await?;
+    store.close().await;
     Ok(())
+}
+
+/// The first operator: from LATCHKEY_BOOTSTRAP_TOKEN when set, else a new token printed once.
+async fn bootstrap_operator(store: &Store) -> anyhow::Result<()> {
+    if store.operator_count().await? > 0 {
+        return Ok(());
+    }
+    match std::env::var("LATCHKEY_BOOTSTRAP_TOKEN") {
+        Ok(token) => {
+            store
+                .create_operator_with_token("bootstrap operator", &SecretString::from(token))
+                .await
+                .context("LATCHKEY_BOOTSTRAP_TOKEN")?;
+            tracing::info!(
+                "created the first operator with the token from LATCHKEY_BOOTSTRAP_TOKEN"
+            );
+        }
+        Err(_) => {
+            let issued = store.create_operator("first operator").await?;
+            // Printed, not logged: it is shown this once, to whoever started the server.
+            println!(
+                "first operator token (shown once; keep it safe): {}",
+                issued.token.expose_secret()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every 30 s: expired leases back to pending, envelopes past their not-after expired, and
+/// interrupted changes resolved (those untouched for the in-flight grace period).
+fn spawn_sweeper(workflow: crate::workflow::Workflow) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let now = crate::store::now();
+            if let Err(error) = workflow.store.expire_leases(now).await {
+                tracing::warn!(%error, "sweeper: expiring leases failed");
+            }
+            if let Err(error) = workflow.store.expire_deliveries(now).await {
+                tracing::warn!(%error, "sweeper: expiring deliveries failed");
+            }
+            workflow
+                .recover(now - crate::workflow::recovery::IN_FLIGHT_GRACE.as_secs() as i64)
+                .await;
+        }
+    });
 }
 
 async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
@@ -212,7 +454,9 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
                     "ok: {} {} is signed by trusted key {key_id}",
                     package.manifest.id, package.manifest.version
                 ),
-                Provenance::UnsignedAllowed => unreachable!("verify never allows unsigned here"),
+                Provenance::UnsignedAllowed | Provenance::Bundled => {
+                    unreachable!("verify never allows unsigned packages")
+                }
             }
         }
         PluginCommand::Inspect { path } => inspect(&path).await?,

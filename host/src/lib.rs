@@ -2,9 +2,11 @@
 //! directory's policy, sets it in each directory through sandboxed connector plugins, and seals
 //! it to the user's hardware key. See ARCHITECTURE.md for the map.
 
+pub mod agent;
 pub mod api;
 pub mod capabilities;
 pub mod cli;
+pub mod delivery;
 pub mod runtime;
 pub mod store;
 pub mod workflow;

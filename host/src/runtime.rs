@@ -6,6 +6,7 @@
 //! its manifest requests it and its tenant grants it; it stops at its deadline and its memory
 //! cap with a typed error, and never takes the process or another tenant's calls down with it.
 
+pub mod bundled;
 mod cache;
 mod call;
 mod instance;

@@ -188,6 +188,8 @@ fn keygen_pack_sign_verify_inspect_and_serve() {
                 "127.0.0.1:0",
                 "--data-dir",
                 &data.display().to_string(),
+                "--database-url",
+                &format!("sqlite://{}", data.join("latchkey.db").display()),
             ])
             .env("LATCHKEY_LOG", "info")
             .stdin(Stdio::null())
@@ -227,8 +229,10 @@ fn keygen_pack_sign_verify_inspect_and_serve() {
     drop(server);
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.contains(r#"{"status":"ok"}"#), "{health}");
+    // The signed package, and the connector built into the binary.
     assert!(
-        ready.contains(r#""plugins":[{"id":"test-echo","version":"0.1.0"}]"#),
+        ready.contains(r#"{"id":"test-echo","version":"0.1.0"}"#),
         "{ready}"
     );
+    assert!(ready.contains(r#"{"id":"ad-ldap","#), "{ready}");
 }

@@ -5,6 +5,7 @@ mod cache;
 mod capabilities;
 mod packages;
 mod sandbox;
+mod server_core;
 mod store;
 mod workflow;
 

@@ -42,6 +42,7 @@ async fn fixture(store: &Store, name: &str) -> Fixture {
                 account_id: format!("guid-{name}"),
                 username: format!("alice.{name}"),
                 display_name: Some("Alice Example".into()),
+                account: serde_json::Value::Null,
             },
         )
         .await
@@ -73,7 +74,11 @@ async fn fixture(store: &Store, name: &str) -> Fixture {
     }
 }
 
+/// A change with a fresh delivery id and the next sequence number of this process (sequences
+/// must grow per key and slot).
 fn change(f: &Fixture, slot: &str, envelope: &[u8]) -> NewChange {
+    static SEQUENCE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+    let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     NewChange {
         employee_id: f.employee.id.clone(),
         key_id: f.key.id.clone(),
@@ -81,7 +86,10 @@ fn change(f: &Fixture, slot: &str, envelope: &[u8]) -> NewChange {
         mode: ChangeMode::Manual,
         options: json!({"must_change_at_next_logon": false, "unlock": true}),
         slot: slot.into(),
+        delivery_id: format!("00000000-0000-4000-8000-{n:012x}"),
+        sequence: n,
         envelope: envelope.to_vec(),
+        receipt: vec![],
         not_after: None,
     }
 }
@@ -168,6 +176,7 @@ store_test!(tenant_isolation_in_every_lookup, |db| {
                     account_id: "x".into(),
                     username: "x".into(),
                     display_name: None,
+                    account: serde_json::Value::Null,
                 },
             )
             .await,
@@ -331,6 +340,7 @@ store_test!(connector_secrets_are_sealed_bound_and_rotated, |db| {
                 role: ConnectorRole::Primary,
                 config: Default::default(),
                 enabled: true,
+                granted: vec!["ldap".into(), "log".into(), "config".into()],
             },
             &Secrets::new(),
         )

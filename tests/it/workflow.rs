@@ -22,6 +22,7 @@ async fn fixture(store: &Store, name: &str) -> (Tenant, Employee, Employee) {
                     account_id: format!("guid-{who}"),
                     username: who.into(),
                     display_name: None,
+                    account: serde_json::Value::Null,
                 },
             )
             .await

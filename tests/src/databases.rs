@@ -150,6 +150,7 @@ pub async fn tenant_with_connector(
                     .cloned()
                     .expect("an object"),
                 enabled: true,
+                granted: vec!["ldap".into(), "log".into(), "config".into()],
             },
             secrets,
         )

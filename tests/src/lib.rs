@@ -5,6 +5,7 @@
 
 pub mod databases;
 pub mod samba;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

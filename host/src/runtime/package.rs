@@ -143,6 +143,8 @@ pub enum Provenance {
     Signed { key_id: String },
     /// Unsigned, accepted because the operator allows unsigned packages.
     UnsignedAllowed,
+    /// Built into the server binary (as trusted as the binary itself).
+    Bundled,
 }
 
 impl Package {
@@ -170,6 +172,17 @@ impl Package {
             manifest_bytes,
             component,
             signature,
+        })
+    }
+
+    /// A package held in memory (a plugin bundled into the binary): no directory, no signature.
+    pub fn in_memory(manifest_text: &str, component: Vec<u8>) -> Result<Package, PackageError> {
+        Ok(Package {
+            dir: PathBuf::new(),
+            manifest: Manifest::parse(manifest_text)?,
+            manifest_bytes: manifest_text.as_bytes().to_vec(),
+            component,
+            signature: None,
         })
     }
 

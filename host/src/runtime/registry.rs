@@ -204,6 +204,33 @@ impl PluginRegistry {
         Ok(plugin)
     }
 
+    /// Load and register the plugins built into this binary (`runtime::bundled`). A package of
+    /// the same id installed from `plugins/` afterwards replaces its bundled version.
+    pub async fn install_bundled(
+        &self,
+    ) -> Vec<(&'static str, Result<Arc<LoadedPlugin>, PackageError>)> {
+        let mut results = Vec::new();
+        for bundled in super::bundled::PLUGINS {
+            let result = async {
+                let package = Package::in_memory(bundled.manifest, bundled.component.to_vec())?;
+                let plugin = self.runtime.load(&package, Provenance::Bundled).await?;
+                tracing::info!(plugin = %plugin.manifest.id, version = %plugin.manifest.version,
+                    cache = ?plugin.cache, "bundled plugin loaded");
+                self.plugins
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(plugin.manifest.id.clone(), plugin.clone());
+                Ok(plugin)
+            }
+            .await;
+            if let Err(error) = &result {
+                tracing::error!(plugin = bundled.name, %error, "bundled plugin refused");
+            }
+            results.push((bundled.name, result));
+        }
+        results
+    }
+
     /// Install every package directory under `dir`; one bad package does not stop the others.
     pub async fn install_all(
         &self,

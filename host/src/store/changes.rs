@@ -12,6 +12,7 @@ use std::fmt;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::db::Backend;
 use super::deliveries::{self, Delivery};
 use super::error::{DbResult as _, KeyRefusal, StoreError};
 use super::keys;
@@ -121,8 +122,15 @@ pub struct NewChange {
     pub options: serde_json::Value,
     /// The account slot on the key.
     pub slot: String,
+    /// The delivery's id, chosen by the caller because the sealed envelope carries it.
+    pub delivery_id: String,
+    /// The envelope's sequence number: it must be above every earlier one for this key and
+    /// slot ([`Store::last_sequence`]), or the change is a conflict to retry.
+    pub sequence: i64,
     /// The envelope sealed to the key (keyproto).
     pub envelope: Vec<u8>,
+    /// What verifies the key's ack of it (keyproto's seal receipt: hashes, nothing secret).
+    pub receipt: Vec<u8>,
     pub not_after: Option<UnixTime>,
 }
 
@@ -176,8 +184,14 @@ impl Store {
         now: UnixTime,
     ) -> Result<(PasswordChange, Delivery), StoreError> {
         let mut tx = self.write().await?;
+        // PostgreSQL: the key row's lock orders concurrent changes of one key, so the sequence
+        // check below sees every earlier envelope. SQLite has one writer already.
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
         let key = sqlx::query(&format!(
-            "SELECT {} FROM keys WHERE tenant_id = $1 AND id = $2",
+            "SELECT {} FROM keys WHERE tenant_id = $1 AND id = $2{lock}",
             keys::COLUMNS
         ))
         .bind(tenant_id)
@@ -195,6 +209,20 @@ impl Store {
             });
         }
         key.require_new_password()?;
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(sequence) FROM deliveries WHERE key_id = $1 AND slot = $2",
+        )
+        .bind(&new.key_id)
+        .bind(&new.slot)
+        .fetch_one(&mut *tx)
+        .await
+        .db()?;
+        if new.sequence <= last.unwrap_or(0) {
+            return Err(StoreError::Conflict(
+                "another password change for this key and account was sealed meanwhile; retry"
+                    .into(),
+            ));
+        }
         let change_id = new_id();
         let row = sqlx::query(&format!(
             "INSERT INTO password_changes (id, tenant_id, employee_id, key_id, actor, mode, \
@@ -215,11 +243,11 @@ impl Store {
         let change = change(&row)?;
         let row = sqlx::query(&format!(
             "INSERT INTO deliveries (id, tenant_id, key_id, slot, change_id, state, ciphertext, \
-             created_at, not_after) VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8) \
-             RETURNING {}",
+             created_at, not_after, sequence, receipt) \
+             VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9, $10) RETURNING {}",
             deliveries::COLUMNS
         ))
-        .bind(new_id())
+        .bind(&new.delivery_id)
         .bind(tenant_id)
         .bind(&new.key_id)
         .bind(&new.slot)
@@ -227,12 +255,50 @@ impl Store {
         .bind(new.envelope)
         .bind(now)
         .bind(new.not_after)
+        .bind(new.sequence)
+        .bind(new.receipt)
         .fetch_one(&mut *tx)
         .await
         .or_conflict("a password change for this key and account is already in flight")?;
         let delivery = deliveries::delivery(&row)?;
         tx.commit().await.db()?;
         Ok((change, delivery))
+    }
+
+    /// The highest envelope sequence number sealed for `key_id` and `slot` (0 when none).
+    pub async fn last_sequence(&self, key_id: &str, slot: &str) -> Result<i64, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(sequence) FROM deliveries WHERE key_id = $1 AND slot = $2",
+        )
+        .bind(key_id)
+        .bind(slot)
+        .fetch_one(&self.pool)
+        .await
+        .db()?;
+        Ok(last.unwrap_or(0))
+    }
+
+    /// The changes of `tenant_id` (only `employee_id`'s when given), newest first, at most
+    /// `limit`.
+    pub async fn password_changes(
+        &self,
+        tenant_id: &str,
+        employee_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<PasswordChange>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM password_changes WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR employee_id = $2) ORDER BY started_at DESC, id LIMIT $3"
+        ))
+        .bind(tenant_id)
+        .bind(employee_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .iter()
+        .map(change)
+        .collect()
     }
 
     /// Change `id` of `tenant_id`.

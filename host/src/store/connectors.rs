@@ -50,6 +50,10 @@ pub struct Connector {
     pub position: i64,
     pub config: serde_json::Map<String, serde_json::Value>,
     pub enabled: bool,
+    /// The capabilities the tenant granted (names); the plugin gets those it also requests.
+    pub granted: Vec<String>,
+    /// Grows with every change to the connector or its secrets.
+    pub revision: i64,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
 }
@@ -61,6 +65,8 @@ pub struct NewConnector {
     pub role: ConnectorRole,
     pub config: serde_json::Map<String, serde_json::Value>,
     pub enabled: bool,
+    /// The capabilities granted (names).
+    pub granted: Vec<String>,
 }
 
 /// Changes to a connector; `None` leaves a field as it is.
@@ -70,10 +76,11 @@ pub struct ConnectorUpdate {
     pub position: Option<i64>,
     pub config: Option<serde_json::Map<String, serde_json::Value>>,
     pub enabled: Option<bool>,
+    pub granted: Option<Vec<String>>,
 }
 
-const COLUMNS: &str = "id, tenant_id, plugin, role, position, config, enabled, created_at, \
-                       updated_at";
+const COLUMNS: &str = "id, tenant_id, plugin, role, position, config, enabled, granted, \
+                       revision, created_at, updated_at";
 
 fn connector(row: &AnyRow) -> Result<Connector, StoreError> {
     let role: String = row.try_get("role").db()?;
@@ -85,9 +92,15 @@ fn connector(row: &AnyRow) -> Result<Connector, StoreError> {
         role: ConnectorRole::parse(&role)
             .ok_or_else(|| StoreError::Corrupt(format!("connector role {role:?}")))?,
         position: row.try_get("position").db()?,
+        revision: row.try_get("revision").db()?,
         config: serde_json::from_str(&config)
             .map_err(|e| StoreError::Corrupt(format!("connector config: {e}")))?,
         enabled: row.try_get::<i64, _>("enabled").db()? != 0,
+        granted: {
+            let text: String = row.try_get("granted").db()?;
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("connector grant: {e}")))?
+        },
         created_at: row.try_get("created_at").db()?,
         updated_at: row.try_get("updated_at").db()?,
     })
@@ -118,10 +131,10 @@ impl Store {
         let at = now();
         let row = sqlx::query(&format!(
             "INSERT INTO connectors (id, tenant_id, plugin, role, position, config, enabled, \
-             created_at, updated_at) \
+             granted, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, \
              (SELECT COALESCE(MAX(position), 0) + 1 FROM connectors WHERE tenant_id = $2), \
-             $5, $6, $7, $7) RETURNING {COLUMNS}"
+             $5, $6, $8, $7, $7) RETURNING {COLUMNS}"
         ))
         .bind(new_id())
         .bind(tenant_id)
@@ -130,6 +143,7 @@ impl Store {
         .bind(config)
         .bind(i64::from(new.enabled))
         .bind(at)
+        .bind(serde_json::to_string(&new.granted).expect("a list of strings serializes"))
         .fetch_one(&mut *tx)
         .await
         .or_conflict(PRIMARY_EXISTS)?;
@@ -186,7 +200,8 @@ impl Store {
             .map_err(|e| StoreError::Invalid(format!("connector config: {e}")))?;
         let row = sqlx::query(&format!(
             "UPDATE connectors SET role = COALESCE($3, role), position = COALESCE($4, position), \
-             config = COALESCE($5, config), enabled = COALESCE($6, enabled), updated_at = $7 \
+             config = COALESCE($5, config), enabled = COALESCE($6, enabled), updated_at = $7, \
+             granted = COALESCE($8, granted), revision = revision + 1 \
              WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
         ))
         .bind(tenant_id)
@@ -196,6 +211,11 @@ impl Store {
         .bind(config)
         .bind(update.enabled.map(i64::from))
         .bind(now())
+        .bind(
+            update
+                .granted
+                .map(|g| serde_json::to_string(&g).expect("a list of strings serializes")),
+        )
         .fetch_optional(&self.pool)
         .await
         .or_conflict(PRIMARY_EXISTS)?
@@ -272,7 +292,32 @@ impl Store {
             }
             _ => StoreError::db(e),
         })?;
+        sqlx::query(
+            "UPDATE connectors SET revision = revision + 1 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(connector_id)
+        .execute(&mut **tx)
+        .await
+        .db()?;
         Ok(())
+    }
+
+    /// The names of the secrets set on connector `connector_id` (never their values).
+    pub async fn connector_secret_names(
+        &self,
+        tenant_id: &str,
+        connector_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT name FROM connector_secrets WHERE tenant_id = $1 AND connector_id = $2 \
+             ORDER BY name",
+        )
+        .bind(tenant_id)
+        .bind(connector_id)
+        .fetch_all(&self.pool)
+        .await
+        .db()
     }
 
     /// Removes the secret `name` of a connector; removing one that is not set is not an error.
@@ -282,6 +327,7 @@ impl Store {
         connector_id: &str,
         name: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "DELETE FROM connector_secrets WHERE tenant_id = $1 AND connector_id = $2 \
              AND name = $3",
@@ -289,10 +335,18 @@ impl Store {
         .bind(tenant_id)
         .bind(connector_id)
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .db()?;
-        Ok(())
+        sqlx::query(
+            "UPDATE connectors SET revision = revision + 1 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(connector_id)
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        tx.commit().await.db()
     }
 
     /// The opened secrets of connector `connector_id` of `tenant_id`. Fails if any value was
@@ -340,8 +394,8 @@ impl Store {
         Ok(secrets)
     }
 
-    /// Re-seals every connector secret sealed under `old` under `new`, in one transaction, and
-    /// returns how many it re-sealed. A secret under any other key, or one that does not open,
+    /// Re-seals every connector secret and tenant signing key sealed under `old` under `new`,
+    /// in one transaction, and returns how many it re-sealed. A secret under any other key, or one that does not open,
     /// aborts the whole rotation. The server must then be restarted with `new`.
     pub async fn rotate_master_key(
         &self,
@@ -399,6 +453,7 @@ impl Store {
             .db()?;
             count += 1;
         }
+        count += Store::reseal_signing_keys(&mut tx, old, new).await?;
         tx.commit().await.db()?;
         Ok(count)
     }

@@ -19,6 +19,9 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Any, AnyPool, ConnectOptions as _, Connection as _, Executor as _, Transaction};
 
+use secrecy::{ExposeSecret as _, SecretString};
+use sqlx::postgres::PgListener;
+
 use super::crypto::MasterKey;
 use super::error::{DbResult as _, StoreError};
 
@@ -35,6 +38,8 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) master_key: Arc<MasterKey>,
+    /// PostgreSQL's URL, for the release listener's own connection (it may hold a password).
+    pub(crate) listen_url: Option<Arc<SecretString>>,
 }
 
 impl fmt::Debug for Store {
@@ -109,6 +114,8 @@ impl Store {
             pool,
             backend,
             master_key: Arc::new(master_key),
+            listen_url: (backend == Backend::Postgres)
+                .then(|| Arc::new(SecretString::from(url.to_string()))),
         })
     }
 
@@ -138,6 +145,39 @@ impl Store {
     }
 }
 
+/// The channel a release is announced on (PostgreSQL), with the key id as payload.
+pub(crate) const RELEASE_CHANNEL: &str = "latchkey_delivery_released";
+
+/// Release announcements from every replica (PostgreSQL's LISTEN).
+pub struct ReleaseListener(PgListener);
+
+impl fmt::Debug for ReleaseListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReleaseListener")
+    }
+}
+
+impl ReleaseListener {
+    /// The key id of the next release; an error when the connection is lost.
+    pub async fn recv(&mut self) -> Result<String, StoreError> {
+        let notification = self.0.recv().await.db()?;
+        Ok(notification.payload().to_string())
+    }
+}
+
+impl Store {
+    /// A listener for releases on every replica; `None` on SQLite (one process, nothing to
+    /// hear).
+    pub async fn release_listener(&self) -> Result<Option<ReleaseListener>, StoreError> {
+        let Some(url) = &self.listen_url else {
+            return Ok(None);
+        };
+        let mut listener = PgListener::connect(url.expose_secret()).await.db()?;
+        listener.listen(RELEASE_CHANNEL).await.db()?;
+        Ok(Some(ReleaseListener(listener)))
+    }
+}
+
 /// The migrations of one backend, compiled into the binary.
 #[derive(Debug)]
 struct Migrations(Backend);
@@ -155,6 +195,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "password history",
         include_str!("../../migrations/sqlite/0002_password_history.sql"),
         include_str!("../../migrations/postgres/0002_password_history.sql"),
+    ),
+    (
+        3,
+        "server core",
+        include_str!("../../migrations/sqlite/0003_server_core.sql"),
+        include_str!("../../migrations/postgres/0003_server_core.sql"),
     ),
 ];
 

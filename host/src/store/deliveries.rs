@@ -97,6 +97,10 @@ pub struct Delivery {
     pub attempts: i64,
     pub finished_at: Option<UnixTime>,
     pub failure: Option<String>,
+    /// The envelope's sequence number for its key and slot.
+    pub sequence: i64,
+    /// keyproto's seal receipt, to verify the key's ack (hashes only).
+    pub receipt: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Delivery {
@@ -134,7 +138,7 @@ pub enum AckOutcome {
 
 pub(crate) const COLUMNS: &str = "id, tenant_id, key_id, slot, change_id, state, ciphertext, \
      created_at, released_at, not_after, lease_expires_at, leased_by, attempts, finished_at, \
-     failure";
+     failure, sequence, receipt";
 
 pub(crate) fn delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
     let state: String = row.try_get("state").db()?;
@@ -155,6 +159,8 @@ pub(crate) fn delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
         attempts: row.try_get("attempts").db()?,
         finished_at: row.try_get("finished_at").db()?,
         failure: row.try_get("failure").db()?,
+        sequence: row.try_get("sequence").db()?,
+        receipt: row.try_get("receipt").db()?,
     })
 }
 
@@ -166,6 +172,24 @@ impl Store {
         ))
         .bind(tenant_id)
         .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("delivery"))?;
+        delivery(&row)
+    }
+
+    /// The delivery of change `change_id` of `tenant_id` (every change has one).
+    pub async fn delivery_of_change(
+        &self,
+        tenant_id: &str,
+        change_id: &str,
+    ) -> Result<Delivery, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND change_id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(change_id)
         .fetch_optional(&self.pool)
         .await
         .db()?
@@ -236,6 +260,16 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .or_conflict("another delivery is queued for this key and slot")?;
+        if self.backend == Backend::Postgres {
+            // Delivered at commit to every replica's listener, so the one holding this key's
+            // long poll answers at once.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::db::RELEASE_CHANNEL)
+                .bind(&held.key_id)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
         tx.commit().await.db()?;
         Ok(Release {
             delivery: delivery(&row)?,

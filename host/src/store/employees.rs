@@ -20,6 +20,9 @@ pub struct Employee {
     pub account_id: String,
     pub username: String,
     pub display_name: Option<String>,
+    /// The account as the connector described it (the WIT `account` record as JSON), passed
+    /// back to the connector on every call.
+    pub account: serde_json::Value,
     pub created_at: UnixTime,
 }
 
@@ -30,9 +33,12 @@ pub struct NewEmployee {
     pub account_id: String,
     pub username: String,
     pub display_name: Option<String>,
+    /// The account as the connector described it (JSON); `null` when unknown.
+    pub account: serde_json::Value,
 }
 
-const COLUMNS: &str = "id, tenant_id, connector_id, account_id, username, display_name, created_at";
+const COLUMNS: &str =
+    "id, tenant_id, connector_id, account_id, username, display_name, account, created_at";
 
 fn employee(row: &AnyRow) -> Result<Employee, StoreError> {
     Ok(Employee {
@@ -42,6 +48,11 @@ fn employee(row: &AnyRow) -> Result<Employee, StoreError> {
         account_id: row.try_get("account_id").db()?,
         username: row.try_get("username").db()?,
         display_name: row.try_get("display_name").db()?,
+        account: {
+            let text: String = row.try_get("account").db()?;
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("employee account: {e}")))?
+        },
         created_at: row.try_get("created_at").db()?,
     })
 }
@@ -56,7 +67,8 @@ impl Store {
         self.connector(tenant_id, &new.connector_id).await?;
         let row = sqlx::query(&format!(
             "INSERT INTO employees (id, tenant_id, connector_id, account_id, username, \
-             display_name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+             display_name, account, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING {COLUMNS}"
         ))
         .bind(new_id())
         .bind(tenant_id)
@@ -64,6 +76,7 @@ impl Store {
         .bind(&new.account_id)
         .bind(&new.username)
         .bind(&new.display_name)
+        .bind(new.account.to_string())
         .bind(now())
         .fetch_one(&self.pool)
         .await

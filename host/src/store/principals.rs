@@ -118,6 +118,29 @@ impl Store {
         self.create_principal(name, None).await
     }
 
+    /// Creates an operator whose token is `token`, chosen by whoever runs the server
+    /// (LATCHKEY_BOOTSTRAP_TOKEN): 24 to 512 characters, not starting with `lk_`.
+    pub async fn create_operator_with_token(
+        &self,
+        name: &str,
+        token: &SecretString,
+    ) -> Result<Principal, StoreError> {
+        let (token_id, hash) = tokens::chosen(token)?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO principals (id, kind, tenant_id, role, name, token_id, token_hash, \
+             created_at) VALUES ($1, 'operator', NULL, NULL, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        ))
+        .bind(new_id())
+        .bind(name)
+        .bind(token_id)
+        .bind(hash)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .or_conflict("an operator with this token exists")?;
+        principal(&row)
+    }
+
     /// Creates an admin of `tenant_id` with `role`, and its token.
     pub async fn create_admin(
         &self,

@@ -55,12 +55,47 @@ fn hash(secret: &[u8]) -> Result<String, StoreError> {
         .map_err(|_| StoreError::Invalid("hashing a token failed".into()))
 }
 
-/// The id and the secret of a token shaped `lk_<id>_<secret>`, if it has that shape.
+/// The shortest token an operator may choose (LATCHKEY_BOOTSTRAP_TOKEN).
+pub const MIN_CHOSEN_TOKEN_LEN: usize = 24;
+const MAX_CHOSEN_TOKEN_LEN: usize = 512;
+
+/// The id and the secret of a token shaped `lk_<id>_<secret>`; or, for a token an operator
+/// chose (any other text of 24 to 512 bytes), an id derived from it and the whole text as the
+/// secret.
 pub(crate) fn parse(token: &SecretString) -> Option<(String, Zeroizing<String>)> {
-    let rest = token.expose_secret().strip_prefix("lk_")?;
-    let (id, secret) = rest.split_once('_')?;
-    let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    (valid_id && !secret.is_empty()).then(|| (id.to_string(), Zeroizing::new(secret.to_string())))
+    let text = token.expose_secret();
+    if let Some(rest) = text.strip_prefix("lk_") {
+        let (id, secret) = rest.split_once('_')?;
+        let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        return (valid_id && !secret.is_empty())
+            .then(|| (id.to_string(), Zeroizing::new(secret.to_string())));
+    }
+    (MIN_CHOSEN_TOKEN_LEN..=MAX_CHOSEN_TOKEN_LEN)
+        .contains(&text.len())
+        .then(|| (chosen_id(text), Zeroizing::new(text.to_string())))
+}
+
+/// The id of a chosen token: a domain-separated SHA-256 of it (32 hex digits, like issued
+/// ids, and never equal to one by chance).
+fn chosen_id(text: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let digest =
+        Sha256::digest([b"latchkey chosen token id\0".as_slice(), text.as_bytes()].concat());
+    hex::encode(&digest[..16])
+}
+
+/// (token id, PHC hash) for a token an operator chose.
+pub(crate) fn chosen(token: &SecretString) -> Result<(String, String), StoreError> {
+    let text = token.expose_secret();
+    if text.starts_with("lk_")
+        || !(MIN_CHOSEN_TOKEN_LEN..=MAX_CHOSEN_TOKEN_LEN).contains(&text.len())
+    {
+        return Err(StoreError::Invalid(format!(
+            "a chosen token must be {MIN_CHOSEN_TOKEN_LEN} to {MAX_CHOSEN_TOKEN_LEN} characters \
+             and not start with lk_"
+        )));
+    }
+    Ok((chosen_id(text), hash(text.as_bytes())?))
 }
 
 /// A hash no secret matches, verified against when the id is unknown.
@@ -145,10 +180,23 @@ mod tests {
             "",
             "lk_",
             "lk_abc_def",
-            "xx_0123456789abcdef0123456789abcdef_s",
+            "short-chosen-token",
             "lk_0123456789abcdef0123456789abcdef_",
+            "lk_not-hex-not-hex-not-hex-not-hex-_secret",
         ] {
             assert!(parse(&SecretString::from(text)).is_none(), "{text}");
         }
+    }
+
+    #[tokio::test]
+    async fn chosen_tokens_parse_to_a_derived_id_and_verify() {
+        let token = SecretString::from("operator-chosen-bootstrap-token-1".to_string());
+        let (id, hash) = chosen(&token).unwrap();
+        let (parsed_id, secret) = parse(&token).unwrap();
+        assert_eq!(parsed_id, id);
+        assert_eq!(id.len(), 32);
+        assert!(verify(Some(hash), secret).await);
+        assert!(chosen(&SecretString::from("too-short".to_string())).is_err());
+        assert!(chosen(&SecretString::from(format!("lk_{}", "x".repeat(30)))).is_err());
     }
 }

@@ -69,9 +69,10 @@ impl Workstation {
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, name, status, enrolled_at, approved_at, revoked_at";
+pub(crate) const COLUMNS: &str =
+    "id, tenant_id, name, status, enrolled_at, approved_at, revoked_at";
 
-fn workstation(row: &AnyRow) -> Result<Workstation, StoreError> {
+pub(crate) fn workstation(row: &AnyRow) -> Result<Workstation, StoreError> {
     let status: String = row.try_get("status").db()?;
     Ok(Workstation {
         id: row.try_get("id").db()?,

@@ -1,0 +1,266 @@
+//! The workstation client API: enrolment with a one-time code, the workstation's own status,
+//! the long poll for a key's deliveries, the key's acks, and a user's own password change.
+//!
+//! A workstation sees only its tenant's keys (another tenant's key is 404, as if it did not
+//! exist) and receives nothing until an admin approves it (403). An ack is verified with
+//! keyproto before anything changes; a refused ack leaves the delivery where it was.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::admin::workstation_json;
+use super::auth::{Body, WorkstationCaller};
+use super::error::{ApiError, ApiResult};
+use crate::delivery;
+use crate::store::{AckOutcome, Key, NewAuditRecord, StoreError, now};
+
+/// How long a lease lasts: the workstation must relay and ack within it, or another may.
+const LEASE_SECONDS: i64 = 60;
+/// The longest long poll.
+const MAX_WAIT: u64 = 60;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollBody {
+    code: String,
+    name: String,
+}
+
+pub async fn enroll(
+    State(state): State<AppState>,
+    Body(body): Body<EnrollBody>,
+) -> ApiResult<impl IntoResponse> {
+    let code = SecretString::from(body.code);
+    let issued = state
+        .store
+        .redeem_enrollment_code(&code, &body.name, now())
+        .await?
+        .ok_or_else(|| {
+            ApiError::forbidden(
+                "the enrolment code is not valid, was used already or expired; ask an admin \
+                 for a new one",
+            )
+        })?;
+    let workstation = issued.value;
+    let server_key = state
+        .store
+        .tenant_signing_key(&workstation.tenant_id)
+        .await?
+        .verifying_key();
+    audit(
+        &state,
+        &workstation.tenant_id,
+        &workstation.id,
+        "workstation.enroll",
+        json!({"name": workstation.name}),
+    )
+    .await;
+    let mut value = workstation_json(&workstation);
+    value["tenant"] = json!(workstation.tenant_id);
+    value["token"] = json!(issued.token.expose_secret());
+    value["server_key"] = json!(URL_SAFE_NO_PAD.encode(server_key.to_bytes()));
+    Ok((StatusCode::CREATED, Json(value)))
+}
+
+pub async fn me(caller: WorkstationCaller) -> Json<Value> {
+    let mut value = workstation_json(&caller.0);
+    value["tenant"] = json!(caller.0.tenant_id);
+    Json(value)
+}
+
+async fn audit(state: &AppState, tenant: &str, workstation: &str, action: &str, details: Value) {
+    let record = NewAuditRecord {
+        tenant_id: Some(tenant.to_string()),
+        actor: format!("workstation:{workstation}"),
+        action: action.to_string(),
+        subject: details
+            .get("key")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        details,
+    };
+    if let Err(error) = state.store.append_audit(record, now()).await {
+        tracing::error!(%error, action, "writing the audit record failed");
+    }
+}
+
+/// The key named in the path (its id or its serial) in the workstation's tenant.
+async fn tenant_key(state: &AppState, tenant: &str, key: &str) -> ApiResult<Key> {
+    match state.store.key(tenant, key).await {
+        Ok(found) => Ok(found),
+        Err(StoreError::NotFound(_)) => state
+            .store
+            .keys(tenant, None)
+            .await?
+            .into_iter()
+            .find(|k| k.serial == key)
+            .ok_or_else(|| ApiError::not_found("key")),
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct WaitQuery {
+    wait: Option<u64>,
+}
+
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: WorkstationCaller,
+    Path(key): Path<String>,
+    Query(query): Query<WaitQuery>,
+) -> ApiResult<Json<Value>> {
+    let workstation = caller.require_approved()?;
+    let key = tenant_key(&state, &workstation.tenant_id, &key).await?;
+    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Registered before the look, so a release in between is not missed.
+        let waiting = state.waker.register(&key.id);
+        let leased = state
+            .store
+            .lease_deliveries(
+                &workstation.tenant_id,
+                &key.id,
+                &workstation.id,
+                16,
+                LEASE_SECONDS,
+                now(),
+            )
+            .await?;
+        if !leased.is_empty() {
+            let list: Vec<Value> = leased
+                .iter()
+                .map(|d| {
+                    json!({
+                        "id": d.id, "slot": d.slot, "sequence": d.sequence,
+                        "envelope": URL_SAFE_NO_PAD.encode(d.ciphertext.as_deref().unwrap_or_default()),
+                        "lease_expires_at": d.lease_expires_at, "not_after": d.not_after,
+                    })
+                })
+                .collect();
+            audit(&state, &workstation.tenant_id, &workstation.id, "delivery.lease",
+                json!({"key": key.id, "deliveries": leased.iter().map(|d| d.id.clone()).collect::<Vec<_>>()})).await;
+            return Ok(Json(json!({"key": key.id, "deliveries": list})));
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() || !waiting.wait(left).await {
+            return Ok(Json(json!({"key": key.id, "deliveries": []})));
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {
+    delivery: String,
+    /// The key's ack, base64url.
+    ack: String,
+}
+
+pub async fn ack(
+    State(state): State<AppState>,
+    caller: WorkstationCaller,
+    Path(key): Path<String>,
+    Body(body): Body<AckBody>,
+) -> ApiResult<Json<Value>> {
+    let workstation = caller.require_approved()?;
+    let key = tenant_key(&state, &workstation.tenant_id, &key).await?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(body.ack.trim_end_matches('='))
+        .map_err(|_| ApiError::field("ack", "must be base64url"))?;
+    let delivery = state
+        .store
+        .delivery(&workstation.tenant_id, &body.delivery)
+        .await?;
+    if delivery.key_id != key.id {
+        return Err(ApiError::not_found("delivery"));
+    }
+    if delivery.state.is_live()
+        && let Err(error) = delivery::verify_ack(&delivery, &key, &bytes)
+    {
+        audit(
+            &state,
+            &workstation.tenant_id,
+            &workstation.id,
+            "delivery.ack.refused",
+            json!({"key": key.id, "delivery": delivery.id, "reason": error.to_string()}),
+        )
+        .await;
+        state.metrics.ack("refused");
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ack-refused",
+            "The ack was refused",
+            format!("{error}; the delivery stays {}", delivery.state),
+        )
+        .with(json!({"delivery": delivery.id, "state": delivery.state.as_str()})));
+    }
+    let outcome = state
+        .store
+        .ack_delivery(&workstation.tenant_id, &key.id, &delivery.id, now())
+        .await?;
+    let state_name = match outcome {
+        AckOutcome::Delivered => {
+            audit(
+                &state,
+                &workstation.tenant_id,
+                &workstation.id,
+                "delivery.delivered",
+                json!({"key": key.id, "delivery": delivery.id, "change": delivery.change_id}),
+            )
+            .await;
+            state.metrics.ack("delivered");
+            "delivered"
+        }
+        AckOutcome::AlreadyDelivered => "delivered",
+        AckOutcome::Ended(other) => other.as_str(),
+    };
+    Ok(Json(json!({"delivery": delivery.id, "state": state_name})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChangeBody {
+    old_password: String,
+    new_password: String,
+}
+
+pub async fn password_change(
+    State(state): State<AppState>,
+    caller: WorkstationCaller,
+    Path(key): Path<String>,
+    Body(body): Body<UserChangeBody>,
+) -> ApiResult<impl IntoResponse> {
+    let workstation = caller.require_approved()?;
+    let key = tenant_key(&state, &workstation.tenant_id, &key).await?;
+    let old = SecretString::from(body.old_password);
+    let new = SecretString::from(body.new_password);
+    if new.expose_secret().is_empty() {
+        return Err(ApiError::field("new_password", "the new password is empty"));
+    }
+    let accepted = state
+        .workflow
+        .user_change(
+            &workstation.tenant_id,
+            &key,
+            &format!("workstation:{}", workstation.id),
+            old,
+            new,
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"change_id": accepted.change_id, "state": accepted.state.as_str()})),
+    ))
+}

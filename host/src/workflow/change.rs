@@ -1,0 +1,739 @@
+//! The password-change state machine, from the admin's request to a released delivery:
+//!
+//! 1. preconditions: the employee has a key that may receive a new password, the tenant has an
+//!    enabled primary connector (409 naming which is missing);
+//! 2. the candidate: typed twice (manual) or drawn to satisfy every connector's policy
+//!    (generate);
+//! 3. policy: every enabled connector's `check-password` and the host's own history; every
+//!    violation comes back together, each naming its connector (422);
+//! 4. seal to the key and record the change with its *held* delivery (one transaction);
+//! 5. the primary's `set-password`; on failure the held delivery is destroyed and the change
+//!    failed, with the directory's reason in words (502/503);
+//! 6. the secondaries in order (a failure makes the change partially applied);
+//! 7. release (superseding the older queued envelope), wake the key's workstations, remember
+//!    the password in the host's history.
+//!
+//! Every step is audited, never with a secret. A crash between 4 and 7 is resolved by
+//! `recovery`. The same machine serves a user's own change from the workstation (the
+//! connector's `change-password` with the old password from the key).
+//!
+//! It must never return, log or store the plaintext: it lives in `SecretString`s dropped (and
+//! zeroized) when the request ends; generated passwords are never shown to anyone.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::connectors::{Connectors, ResolveError, TenantConnector};
+use super::describe::{self, FailureKind};
+use super::generator::{self, GeneratorError};
+use super::history::{self, HistoryError};
+use super::manual::{self, ManualInputError};
+use super::policy::{self, ConnectorPolicy, PolicyError};
+use crate::delivery::{self, Waker};
+use crate::runtime::wit::types::{Account, AccountQuery, MatchMode, SetOptions, Violation};
+use crate::runtime::{CallError, PluginError};
+use crate::store::{
+    ChangeMode, ChangeState, Employee, Key, KeyStatus, NewAuditRecord, NewChange, Store,
+    StoreError, now,
+};
+
+/// The id the host's own history check uses where a connector id would be.
+pub const HOST_HISTORY: &str = "latchkey";
+
+/// What the admin asked for.
+pub enum Candidate {
+    /// Typed twice.
+    Manual {
+        password: SecretString,
+        confirm: SecretString,
+    },
+    /// Drawn by the generator (default length when `None`).
+    Generate { length: Option<u32> },
+}
+
+/// A reset requested by an admin.
+pub struct ResetRequest {
+    pub tenant_id: String,
+    pub employee_id: String,
+    /// The principal asking (for the change record and the audit).
+    pub actor: String,
+    pub candidate: Candidate,
+    pub must_change_at_next_logon: bool,
+    pub unlock: bool,
+}
+
+/// A precondition that is not met (409).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Precondition {
+    #[error("the employee has no hardware key: register a key and assign it to the employee first")]
+    NoKey,
+    #[error(
+        "the employee's key {key} is {status}; a new password needs a key that is ready, \
+         reserved or active"
+    )]
+    KeyStatus { key: String, status: KeyStatus },
+    #[error(
+        "the tenant has no enabled primary connector: add or enable the connector of the \
+         directory passwords are set in"
+    )]
+    NoPrimaryConnector,
+    #[error("a password change for this employee's key is already in progress; wait for it")]
+    ChangeInFlight,
+    #[error("{0}")]
+    PolicyConflict(String),
+    #[error("the employee's account was not found through connector {connector}: {message}")]
+    AccountMissing { connector: String, message: String },
+}
+
+impl Precondition {
+    /// A stable code for the API (`no-key`, `key-status`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Precondition::NoKey => "no-key",
+            Precondition::KeyStatus { .. } => "key-status",
+            Precondition::NoPrimaryConnector => "no-primary-connector",
+            Precondition::ChangeInFlight => "change-in-flight",
+            Precondition::PolicyConflict(_) => "policy-conflict",
+            Precondition::AccountMissing { .. } => "account-missing",
+        }
+    }
+}
+
+/// One violation found by one connector (or by the host's history).
+#[derive(Debug, Clone)]
+pub struct ConnectorViolation {
+    pub connector: String,
+    pub plugin: String,
+    pub violation: Violation,
+}
+
+impl ConnectorViolation {
+    pub fn to_json(&self) -> Value {
+        let mut value = describe::violation(&self.violation);
+        value["connector"] = json!(self.connector);
+        value["plugin"] = json!(self.plugin);
+        value
+    }
+}
+
+/// Why a change did not happen (or did not finish).
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// Bad typed input (422, beside the field).
+    #[error("{error}")]
+    Input { error: ManualInputError },
+    #[error("{0}")]
+    Precondition(Precondition),
+    /// The candidate breaks rules (422, every one listed).
+    #[error("the password does not meet the policy ({} violation(s))", .0.len())]
+    Violations(Vec<ConnectorViolation>),
+    /// A directory failed or is down (503 when worth retrying, 502 otherwise).
+    #[error("{message}")]
+    Directory {
+        connector: String,
+        plugin: String,
+        kind: FailureKind,
+        message: String,
+        detail: Value,
+        /// The change that failed, when it got that far.
+        change_id: Option<String>,
+    },
+    #[error(transparent)]
+    NotFound(StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ChangeError {
+    fn from(error: StoreError) -> ChangeError {
+        match error {
+            StoreError::NotFound(_) => ChangeError::NotFound(error),
+            StoreError::KeyRefused { key, status, .. } => {
+                ChangeError::Precondition(Precondition::KeyStatus { key, status })
+            }
+            other => ChangeError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ResolveError> for ChangeError {
+    fn from(error: ResolveError) -> ChangeError {
+        match error {
+            ResolveError::Store(store) => store.into(),
+            other => ChangeError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HistoryError> for ChangeError {
+    fn from(error: HistoryError) -> ChangeError {
+        ChangeError::Internal(error.to_string())
+    }
+}
+
+/// A change that went through: the delivery is queued for the key.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub change_id: String,
+    pub state: ChangeState,
+}
+
+/// The workflow's dependencies.
+#[derive(Clone)]
+pub struct Workflow {
+    pub store: Store,
+    pub connectors: Arc<Connectors>,
+    pub waker: Arc<Waker>,
+}
+
+/// A connector with the employee's account in it.
+struct Target {
+    connector: TenantConnector,
+    /// `None`: the account does not exist in this (secondary) directory.
+    account: Option<Account>,
+}
+
+impl Target {
+    fn name(&self) -> &str {
+        &self.connector.record.id
+    }
+    fn plugin(&self) -> &str {
+        &self.connector.record.plugin
+    }
+}
+
+fn directory_error(target: &Target, error: &CallError, change_id: Option<String>) -> ChangeError {
+    let (detail, kind) = describe::call_error(error);
+    let message = format!(
+        "{} ({}): {}",
+        target.name(),
+        target.plugin(),
+        detail["message"].as_str().unwrap_or("failed")
+    );
+    ChangeError::Directory {
+        connector: target.name().to_string(),
+        plugin: target.plugin().to_string(),
+        kind,
+        message,
+        detail,
+        change_id,
+    }
+}
+
+impl Workflow {
+    /// The key a new password for `employee` is sealed to: their first key that allows one.
+    async fn key_for(&self, tenant_id: &str, employee: &Employee) -> Result<Key, ChangeError> {
+        let keys = self.store.keys(tenant_id, Some(&employee.id)).await?;
+        if let Some(key) = keys.iter().find(|k| k.status.allows_new_password()) {
+            return Ok(key.clone());
+        }
+        match keys.into_iter().next() {
+            Some(key) => Err(ChangeError::Precondition(Precondition::KeyStatus {
+                key: key.id,
+                status: key.status,
+            })),
+            None => Err(ChangeError::Precondition(Precondition::NoKey)),
+        }
+    }
+
+    /// Every enabled connector with the employee's account in it; the primary first.
+    async fn targets(&self, employee: &Employee) -> Result<Vec<Target>, ChangeError> {
+        let connectors = self.connectors.enabled(&employee.tenant_id).await?;
+        if !connectors.first().is_some_and(TenantConnector::is_primary) {
+            return Err(ChangeError::Precondition(Precondition::NoPrimaryConnector));
+        }
+        let mut targets = Vec::new();
+        for connector in connectors {
+            let account = if connector.record.id == employee.connector_id {
+                describe::account_from_json(&employee.account).or_else(|| {
+                    Some(Account {
+                        id: employee.account_id.clone(),
+                        username: employee.username.clone(),
+                        principal_name: None,
+                        display_name: employee.display_name.clone(),
+                        email: None,
+                        location: None,
+                        enabled: true,
+                        locked_out: false,
+                        synced_from_on_premises: false,
+                    })
+                })
+            } else {
+                let query = AccountQuery {
+                    text: employee.username.clone(),
+                    mode: MatchMode::Exact,
+                };
+                let target = Target {
+                    connector: connector.clone(),
+                    account: None,
+                };
+                match connector.instance.find_accounts(&query, None, 2).await {
+                    Ok(page) => page.accounts.into_iter().next(),
+                    Err(error) => return Err(directory_error(&target, &error, None)),
+                }
+            };
+            if account.is_none() && connector.is_primary() {
+                return Err(ChangeError::Precondition(Precondition::AccountMissing {
+                    connector: connector.record.id.clone(),
+                    message: format!("no account named {}", employee.username),
+                }));
+            }
+            targets.push(Target { connector, account });
+        }
+        Ok(targets)
+    }
+
+    /// The merged policy of every target that has the account and reports one.
+    async fn merged_policy(
+        &self,
+        targets: &[Target],
+    ) -> Result<crate::runtime::wit::types::PasswordPolicy, ChangeError> {
+        let mut policies = Vec::new();
+        for target in targets {
+            let Some(account) = &target.account else {
+                continue;
+            };
+            match target.connector.instance.get_policy(account).await {
+                Ok(policy) => policies.push(ConnectorPolicy {
+                    connector: target.name().to_string(),
+                    policy,
+                }),
+                Err(CallError::Plugin(PluginError::Unsupported(_))) => {}
+                Err(error) => return Err(directory_error(target, &error, None)),
+            }
+        }
+        policy::merge(&policies).map_err(|e| match e {
+            PolicyError::NoPolicy => ChangeError::Internal(
+                "no connector reports a password policy to generate a password for".into(),
+            ),
+            conflict => {
+                ChangeError::Precondition(Precondition::PolicyConflict(conflict.to_string()))
+            }
+        })
+    }
+
+    /// Every violation of `candidate`: each connector's check, then the host's history.
+    async fn violations(
+        &self,
+        employee: &Employee,
+        targets: &[Target],
+        candidate: &SecretString,
+    ) -> Result<Vec<ConnectorViolation>, ChangeError> {
+        let mut found = Vec::new();
+        for target in targets {
+            let Some(account) = &target.account else {
+                continue;
+            };
+            match target
+                .connector
+                .instance
+                .check_password(account, candidate)
+                .await
+            {
+                Ok(list) => found.extend(list.into_iter().map(|violation| ConnectorViolation {
+                    connector: target.name().to_string(),
+                    plugin: target.plugin().to_string(),
+                    violation,
+                })),
+                Err(PluginError::Unsupported(_)) => {}
+                Err(error) => return Err(directory_error(target, &CallError::Plugin(error), None)),
+            }
+        }
+        if history::in_history(&self.store, &employee.tenant_id, &employee.id, candidate).await? {
+            found.push(ConnectorViolation {
+                connector: HOST_HISTORY.into(),
+                plugin: HOST_HISTORY.into(),
+                violation: Violation::InHistory,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Checks a candidate without changing anything (the console's live feedback).
+    pub async fn check(
+        &self,
+        tenant_id: &str,
+        employee_id: &str,
+        candidate: &SecretString,
+    ) -> Result<Vec<ConnectorViolation>, ChangeError> {
+        let employee = self.store.employee(tenant_id, employee_id).await?;
+        let targets = self.targets(&employee).await?;
+        self.violations(&employee, &targets, candidate).await
+    }
+
+    async fn audit(
+        &self,
+        tenant_id: &str,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: Value,
+    ) {
+        let record = NewAuditRecord {
+            tenant_id: Some(tenant_id.to_string()),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            subject: Some(subject.to_string()),
+            details,
+        };
+        if let Err(error) = self.store.append_audit(record, now()).await {
+            tracing::error!(%error, action, "writing the audit record failed");
+        }
+    }
+
+    /// Resets the employee's password: the whole flow. The answer never holds the password.
+    pub async fn reset(&self, request: ResetRequest) -> Result<Accepted, ChangeError> {
+        let tenant_id = request.tenant_id.as_str();
+        let length = request.candidate.length();
+        let typed = match request.candidate {
+            Candidate::Manual { password, confirm } => Some(
+                manual::manual(password, &confirm).map_err(|error| ChangeError::Input { error })?,
+            ),
+            Candidate::Generate { .. } => None,
+        };
+        let employee = self.store.employee(tenant_id, &request.employee_id).await?;
+        let key = self.key_for(tenant_id, &employee).await?;
+        let targets = self.targets(&employee).await?;
+        let (mode, password) = match typed {
+            Some(password) => {
+                let violations = self.violations(&employee, &targets, &password).await?;
+                if !violations.is_empty() {
+                    return Err(ChangeError::Violations(violations));
+                }
+                (ChangeMode::Manual, password)
+            }
+            None => {
+                let policy = self.merged_policy(&targets).await?;
+                let account = targets[0]
+                    .account
+                    .as_ref()
+                    .expect("the primary has the account");
+                let mut last = Vec::new();
+                let mut accepted = None;
+                // A generated password satisfies the merged policy by construction; the
+                // connectors' own checks (and the history) still have the last word.
+                for _ in 0..3 {
+                    let candidate = generator::generate(&policy, account, length).map_err(
+                        |e: GeneratorError| {
+                            ChangeError::Precondition(Precondition::PolicyConflict(e.to_string()))
+                        },
+                    )?;
+                    last = self.violations(&employee, &targets, &candidate).await?;
+                    if last.is_empty() {
+                        accepted = Some(candidate);
+                        break;
+                    }
+                }
+                match accepted {
+                    Some(password) => (ChangeMode::Generate, password),
+                    None => return Err(ChangeError::Violations(last)),
+                }
+            }
+        };
+        let options = json!({
+            "must_change_at_next_logon": request.must_change_at_next_logon,
+            "unlock": request.unlock,
+            "length": length,
+        });
+        let set_options = SetOptions {
+            must_change_at_next_logon: request.must_change_at_next_logon,
+            unlock: request.unlock,
+            enforce_history: false,
+        };
+        self.apply(
+            &employee,
+            &key,
+            &targets,
+            &request.actor,
+            mode,
+            options,
+            password,
+            Apply::Set(set_options),
+        )
+        .await
+    }
+
+    /// A user's own change from the workstation: `old` from the key, `new` typed or generated
+    /// there. The primary's `change-password` runs (the directory checks the old password and
+    /// its own history); secondaries are set as by an admin.
+    pub async fn user_change(
+        &self,
+        tenant_id: &str,
+        key: &Key,
+        actor: &str,
+        old: SecretString,
+        new: SecretString,
+    ) -> Result<Accepted, ChangeError> {
+        let employee_id = key
+            .employee_id
+            .as_deref()
+            .ok_or(ChangeError::Precondition(Precondition::NoKey))?;
+        let employee = self.store.employee(tenant_id, employee_id).await?;
+        key.require_new_password()?;
+        let targets = self.targets(&employee).await?;
+        let violations = self.violations(&employee, &targets, &new).await?;
+        if !violations.is_empty() {
+            return Err(ChangeError::Violations(violations));
+        }
+        self.apply(
+            &employee,
+            key,
+            &targets,
+            actor,
+            ChangeMode::Manual,
+            json!({"user_change": true}),
+            new,
+            Apply::Change(old),
+        )
+        .await
+    }
+
+    /// Steps 4 to 7: seal and hold, primary, secondaries, release.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        employee: &Employee,
+        key: &Key,
+        targets: &[Target],
+        actor: &str,
+        mode: ChangeMode,
+        options: Value,
+        password: SecretString,
+        how: Apply,
+    ) -> Result<Accepted, ChangeError> {
+        let tenant_id = employee.tenant_id.as_str();
+        let server_key = self.store.tenant_signing_key(tenant_id).await?;
+        let slot = employee.username.clone();
+        let mut attempt = 0;
+        let (change, held) = loop {
+            let at = now();
+            let sequence = self.store.last_sequence(&key.id, &slot).await? + 1;
+            let sealed = delivery::seal_for_key(
+                &server_key,
+                key,
+                &slot,
+                &employee.username,
+                &password,
+                sequence,
+                at,
+                delivery::seal::DEFAULT_VALIDITY_SECONDS,
+            )
+            .map_err(|e| ChangeError::Internal(e.to_string()))?;
+            let new = NewChange {
+                employee_id: employee.id.clone(),
+                key_id: key.id.clone(),
+                actor: actor.to_string(),
+                mode,
+                options: options.clone(),
+                slot: slot.clone(),
+                delivery_id: sealed.delivery_id,
+                sequence: sealed.sequence,
+                envelope: sealed.envelope,
+                receipt: sealed.receipt,
+                not_after: Some(sealed.not_after),
+            };
+            match self.store.begin_change(tenant_id, new, at).await {
+                Ok(begun) => break begun,
+                Err(StoreError::Conflict(message)) if message.contains("retry") && attempt < 3 => {
+                    attempt += 1;
+                }
+                Err(StoreError::Conflict(_)) => {
+                    return Err(ChangeError::Precondition(Precondition::ChangeInFlight));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        };
+        let change_id = change.id.clone();
+        self.audit(
+            tenant_id,
+            actor,
+            "password.change.begin",
+            &employee.id,
+            json!({"change": change_id, "key": key.id, "mode": mode.as_str(), "options": options,
+                   "delivery": held.id}),
+        )
+        .await;
+        self.store
+            .set_change_state(tenant_id, &change_id, ChangeState::Applying, None, now())
+            .await?;
+
+        // The primary: its failure ends the change with nothing set and the envelope destroyed.
+        let primary = &targets[0];
+        let account = primary
+            .account
+            .as_ref()
+            .expect("the primary has the account");
+        let result = match &how {
+            Apply::Set(options) => {
+                primary
+                    .connector
+                    .instance
+                    .set_password(account, &password, *options)
+                    .await
+            }
+            Apply::Change(old) => {
+                primary
+                    .connector
+                    .instance
+                    .change_password(account, old, &password)
+                    .await
+            }
+        };
+        match result {
+            Ok(outcome) => {
+                self.store
+                    .record_change_outcome(
+                        tenant_id,
+                        &change_id,
+                        primary.name(),
+                        describe::set_outcome(&outcome),
+                        now(),
+                    )
+                    .await?;
+            }
+            Err(error) => {
+                let (detail, _) = describe::call_error(&error);
+                let failure = format!(
+                    "{} ({}) did not set the password: {}",
+                    primary.name(),
+                    primary.plugin(),
+                    detail["message"].as_str().unwrap_or("failed")
+                );
+                let mut outcome = detail.clone();
+                outcome["ok"] = json!(false);
+                self.store
+                    .record_change_outcome(tenant_id, &change_id, primary.name(), outcome, now())
+                    .await?;
+                self.store
+                    .discard_held_delivery(tenant_id, &held.id, &failure, now())
+                    .await?;
+                self.store
+                    .set_change_state(
+                        tenant_id,
+                        &change_id,
+                        ChangeState::Failed,
+                        Some(&failure),
+                        now(),
+                    )
+                    .await?;
+                self.audit(
+                    tenant_id,
+                    actor,
+                    "password.change.failed",
+                    &employee.id,
+                    json!({"change": change_id, "connector": primary.name(), "error": detail,
+                           "directory_text": describe::directory_text(&error)}),
+                )
+                .await;
+                if let CallError::Connector(crate::runtime::wit::types::ConnectorError::Policy(
+                    list,
+                )) = &error
+                {
+                    return Err(ChangeError::Violations(
+                        list.iter()
+                            .map(|violation| ConnectorViolation {
+                                connector: primary.name().to_string(),
+                                plugin: primary.plugin().to_string(),
+                                violation: violation.clone(),
+                            })
+                            .collect(),
+                    ));
+                }
+                return Err(directory_error(primary, &error, Some(change_id)));
+            }
+        }
+
+        // Secondaries, in order: the password is set in the primary already, so a failure here
+        // is reported, not undone.
+        let mut all_applied = true;
+        for target in &targets[1..] {
+            let outcome = match &target.account {
+                None => {
+                    all_applied = false;
+                    json!({"ok": false, "kind": "not-found",
+                           "message": format!("no account named {} in this directory",
+                                              employee.username)})
+                }
+                Some(account) => {
+                    let options = match &how {
+                        Apply::Set(options) => *options,
+                        Apply::Change(_) => SetOptions {
+                            must_change_at_next_logon: false,
+                            unlock: false,
+                            enforce_history: false,
+                        },
+                    };
+                    match target
+                        .connector
+                        .instance
+                        .set_password(account, &password, options)
+                        .await
+                    {
+                        Ok(outcome) => describe::set_outcome(&outcome),
+                        Err(error) => {
+                            all_applied = false;
+                            let (mut detail, _) = describe::call_error(&error);
+                            detail["ok"] = json!(false);
+                            detail
+                        }
+                    }
+                }
+            };
+            self.store
+                .record_change_outcome(tenant_id, &change_id, target.name(), outcome, now())
+                .await?;
+        }
+
+        let release = self
+            .store
+            .release_delivery(tenant_id, &held.id, now())
+            .await?;
+        self.waker.wake(&key.id);
+        let state = if all_applied {
+            ChangeState::Applied
+        } else {
+            ChangeState::PartiallyApplied
+        };
+        let failure = (!all_applied).then_some(
+            "the password is set in the primary directory but not in every secondary one; \
+             see each connector's outcome",
+        );
+        self.store
+            .set_change_state(tenant_id, &change_id, state, failure, now())
+            .await?;
+        if let Err(error) = history::remember(&self.store, tenant_id, &employee.id, &password).await
+        {
+            tracing::error!(%error, change = %change_id, "remembering the password's hash failed");
+        }
+        drop(password);
+        self.audit(
+            tenant_id,
+            actor,
+            "password.change.applied",
+            &employee.id,
+            json!({"change": change_id, "state": state.as_str(), "delivery": held.id,
+                   "superseded": release.superseded}),
+        )
+        .await;
+        Ok(Accepted { change_id, state })
+    }
+}
+
+/// How the primary sets the password.
+enum Apply {
+    /// An admin's reset.
+    Set(SetOptions),
+    /// A user's change, with the old password.
+    Change(SecretString),
+}
+
+impl Candidate {
+    fn length(&self) -> Option<u32> {
+        match self {
+            Candidate::Generate { length } => *length,
+            Candidate::Manual { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! A real `latchkey serve` for end-to-end tests: the binary users run, in a process of its own,
+//! on a free loopback port, with a temporary data directory, a database of its own (SQLite in
+//! the data directory, or a fresh PostgreSQL database), a bootstrap token, and its stdout and
+//! stderr captured to a file the tests can scan. Also `latchkey agent` runs and a small JSON
+//! client for the API.
+//!
+//! A missing binary is a failure that says how to build it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use latchkey::store::testing;
+use serde_json::{Value, json};
+
+use crate::databases::POSTGRES_URL_VAR;
+use crate::workspace_root;
+
+/// The `latchkey` binary cargo built for this test run.
+pub fn binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join("debug/latchkey");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p latchkey` (cargo test --workspace builds \
+         it), or run the whole suite with `tests/run`",
+        path.display()
+    );
+    path
+}
+
+/// Which database a server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server; killed (and its PostgreSQL database dropped) when dropped.
+pub struct Server {
+    pub url: String,
+    pub operator_token: String,
+    pub data_dir: tempfile::TempDir,
+    pub log_path: PathBuf,
+    /// The SQLite file, when on SQLite.
+    pub sqlite_file: Option<PathBuf>,
+    database_url: String,
+    postgres: Option<(String, String)>,
+    master_key_file: PathBuf,
+    child: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Server {
+    /// Starts a server on `db`.
+    pub async fn start(db: Db) -> Server {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let (database_url, postgres, sqlite_file) = match db {
+            Db::Sqlite => {
+                let file = data_dir.path().join("latchkey.db");
+                (format!("sqlite://{}", file.display()), None, Some(file))
+            }
+            Db::Postgres => {
+                let admin = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+                    panic!("{POSTGRES_URL_VAR} is not set: run `tests/run`, or point it at a PostgreSQL server")
+                });
+                let name = format!("latchkey_e2e_{:08x}", crate::samba::rand_u32());
+                let url = testing::create_postgres_database(&admin, &name)
+                    .await
+                    .unwrap_or_else(|e| panic!("creating a database on {admin}: {e}"));
+                (url, Some((admin, name)), None)
+            }
+        };
+        let master_key_file = data_dir.path().join("master.key");
+        let key = latchkey::store::MasterKey::generate();
+        std::fs::write(
+            &master_key_file,
+            secrecy::ExposeSecret::expose_secret(&key.to_base64()),
+        )
+        .expect("writing the master key");
+        let mut server = Server {
+            url: String::new(),
+            operator_token: format!(
+                "e2e-operator-token-{:08x}{:08x}",
+                crate::samba::rand_u32(),
+                crate::samba::rand_u32()
+            ),
+            log_path: data_dir.path().join("server.log"),
+            data_dir,
+            sqlite_file,
+            database_url,
+            postgres,
+            master_key_file,
+            child: None,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("an HTTP client"),
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// Starts the process (again, after `kill`), on a new port, and waits until it answers.
+    pub async fn spawn(&mut self) {
+        let port = free_port();
+        self.url = format!("http://127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("server log");
+        let child = Command::new(binary())
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--database-url", &self.database_url])
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--master-key-file")
+            .arg(&self.master_key_file)
+            .env("LATCHKEY_BOOTSTRAP_TOKEN", &self.operator_token)
+            .env("LATCHKEY_LOG", "info,latchkey=debug")
+            .env_remove("LATCHKEY_MASTER_KEY")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting latchkey serve");
+        self.child = Some(child);
+        for _ in 0..600 {
+            if let Ok(response) = self.http.get(format!("{}/healthz", self.url)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("latchkey serve exited with {status}:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("latchkey serve did not answer within 60 s:\n{}", self.log());
+    }
+
+    /// Kills the process (SIGKILL): no shutdown of any kind.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Everything the server wrote.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// A request with `token`; returns (status, JSON body).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Like `call`, panicking unless the status is `expected`.
+    pub async fn expect(
+        &self,
+        expected: u16,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, value) = self.call(method, path, token, body).await;
+        assert_eq!(status, expected, "{method} {path}: {value:#}");
+        value
+    }
+
+    /// A new tenant and an admin of it with `role`: (tenant id, admin token).
+    pub async fn tenant_with_admin(&self, name: &str, role: &str) -> (String, String) {
+        let operator = self.operator_token.clone();
+        let tenant = self
+            .expect(
+                201,
+                "POST",
+                "/api/v1/tenants",
+                &operator,
+                Some(json!({"name": name})),
+            )
+            .await;
+        let tenant = tenant["id"].as_str().expect("an id").to_string();
+        let admin = self
+            .expect(
+                201,
+                "POST",
+                &format!("/api/v1/tenants/{tenant}/admins"),
+                &operator,
+                Some(json!({"name": format!("{name} {role}"), "role": role})),
+            )
+            .await;
+        (
+            tenant,
+            admin["token"].as_str().expect("a token").to_string(),
+        )
+    }
+
+    /// Runs `latchkey agent ARGS` to completion.
+    pub fn agent(&self, args: &[&str]) -> Output {
+        agent(args)
+    }
+}
+
+/// Runs `latchkey agent ARGS` to completion (stdin empty).
+pub fn agent(args: &[&str]) -> Output {
+    Command::new(binary())
+        .arg("agent")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running latchkey agent")
+}
+
+/// Runs `latchkey agent ARGS` with `input` on stdin.
+pub fn agent_with_input(args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(binary())
+        .arg("agent")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running latchkey agent");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("writing stdin");
+    child.wait_with_output().expect("latchkey agent")
+}
+
+/// Stdout of a successful run, or a panic with both streams.
+pub fn stdout_of(output: &Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some((admin, name)) = self.postgres.take() {
+            // Best effort: a runtime may not be available in drop.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    let _ = runtime.block_on(testing::drop_postgres_database(&admin, &name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// The files of a SQLite database: the file, its WAL and shared-memory index.
+pub fn sqlite_files(file: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| PathBuf::from(format!("{}{suffix}", file.display())))
+        .filter(|p| p.exists())
+        .collect()
+}
