@@ -1183,3 +1183,137 @@ async fn a_directory_that_is_down_is_a_503_naming_it_and_nothing_is_written() {
         .await
         .expect("the directory is untouched");
 }
+
+/// A workstation enrolled through the API and approved: its token.
+async fn approved_workstation(server: &Server, t: &Tenant, name: &str) -> String {
+    let code = enrollment_code(server, t).await;
+    let enrolled = server
+        .expect(
+            201,
+            "POST",
+            "/api/v1/client/enroll",
+            "",
+            Some(json!({"code": code, "name": name})),
+        )
+        .await;
+    let id = enrolled["id"].as_str().unwrap();
+    server
+        .expect(
+            200,
+            "POST",
+            &format!("/api/v1/tenants/{}/workstations/{id}/approve", t.id),
+            &t.owner,
+            None,
+        )
+        .await;
+    enrolled["token"].as_str().unwrap().to_string()
+}
+
+async fn a_waiting_workstation_is_woken_by_a_release(db: Db) {
+    let dc = dc();
+    let user = dc.create_user("e2ewake", UserSpec::default()).await;
+    let server = Server::start(db).await;
+    let t = tenant_with_ad(&server, "acme-wake", "owner").await;
+    let employee = add_employee(&server, &t, &user).await;
+    let keys = tempfile::tempdir().unwrap();
+    let (key_id, _) = register_key(&server, &t, keys.path(), &employee, "active").await;
+    let token = approved_workstation(&server, &t, "desk-wake").await;
+
+    // The poll waits up to 30 s; the reset happens while it waits. Had the release not woken
+    // it, it would answer empty when its wait ran out.
+    let poll = {
+        let http = server.http.clone();
+        let url = format!(
+            "{}/api/v1/client/keys/{key_id}/deliveries?wait=30",
+            server.url
+        );
+        tokio::spawn(async move {
+            let response = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server
+        .expect(
+            202,
+            "POST",
+            &format!("/api/v1/tenants/{}/employees/{employee}/password", t.id),
+            &t.token,
+            Some(json!({"mode": "generate"})),
+        )
+        .await;
+    let answer = poll.await.unwrap();
+    assert_eq!(
+        answer["deliveries"].as_array().unwrap().len(),
+        1,
+        "{answer:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_workstation_is_woken_by_a_release_on_sqlite() {
+    a_waiting_workstation_is_woken_by_a_release(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_workstation_is_woken_by_a_release_on_postgres() {
+    a_waiting_workstation_is_woken_by_a_release(Db::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_reset_supersedes_the_undelivered_one() {
+    let dc = dc();
+    let user = dc.create_user("e2esuper", UserSpec::default()).await;
+    let server = Server::start(Db::Sqlite).await;
+    let t = tenant_with_ad(&server, "acme-super", "owner").await;
+    let employee = add_employee(&server, &t, &user).await;
+    let keys = tempfile::tempdir().unwrap();
+    let (_, key_file) = register_key(&server, &t, keys.path(), &employee, "active").await;
+    let path = format!("/api/v1/tenants/{}/employees/{employee}/password", t.id);
+    let mut changes = Vec::new();
+    let mut passwords = Vec::new();
+    for n in 0..2 {
+        let password = format!("Super-{n}-{:08x}-Pw!", latchkey_tests::samba::rand_u32());
+        let answer = server
+            .expect(
+                202,
+                "POST",
+                &path,
+                &t.token,
+                Some(json!({"mode": "manual", "password": password, "confirm": password})),
+            )
+            .await;
+        changes.push(answer["change_id"].as_str().unwrap().to_string());
+        passwords.push(password);
+    }
+    let first = server
+        .expect(
+            200,
+            "GET",
+            &format!("/api/v1/tenants/{}/password-changes/{}", t.id, changes[0]),
+            &t.token,
+            None,
+        )
+        .await;
+    assert_eq!(first["delivery"]["state"], "superseded", "{first:#}");
+    agent_run_once_with_approval(&server, &t, &key_file).await;
+    let typed = stdout_of(
+        &agent(&[
+            "type",
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--account",
+            &user.username,
+        ]),
+        "agent type",
+    );
+    assert_eq!(
+        typed.trim_end(),
+        passwords[1],
+        "the key holds the newer password"
+    );
+    dc.bind(&user.dn, &passwords[1])
+        .await
+        .expect("which the directory has");
+}
