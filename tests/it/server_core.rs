@@ -792,6 +792,26 @@ async fn workstations_get_nothing_until_approved_and_a_forged_ack_is_refused() {
         )
         .await;
     assert_eq!(done["state"], "delivered");
+    // Repeating the genuine ack is harmless; a forged one is refused even now.
+    let again = server
+        .expect(
+            200,
+            "POST",
+            &acks,
+            &ws_token,
+            Some(json!({"delivery": delivery_id, "ack": URL_SAFE_NO_PAD.encode(&ack)})),
+        )
+        .await;
+    assert_eq!(again["state"], "delivered");
+    let (status, _) = server
+        .call(
+            "POST",
+            &acks,
+            &ws_token,
+            Some(json!({"delivery": delivery_id, "ack": URL_SAFE_NO_PAD.encode(b"forged")})),
+        )
+        .await;
+    assert_eq!(status, 422);
 
     // Revoked: the token stops working.
     server
