@@ -36,6 +36,8 @@ pub struct AppState {
     pub workflow: Workflow,
     pub waker: Arc<Waker>,
     pub metrics: Arc<Metrics>,
+    /// How long a pulled delivery stays leased to its workstation, seconds.
+    pub lease_seconds: i64,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             connectors,
             waker,
             metrics: Metrics::new(),
+            lease_seconds: 60,
         }
     }
 }

@@ -102,6 +102,17 @@ struct ServeArgs {
     /// Load plugin packages that carry no signature (for plugin development only).
     #[arg(long, env = "LATCHKEY_ALLOW_UNSIGNED_PLUGINS")]
     allow_unsigned_plugins: bool,
+    /// How long a workstation holds a delivery it pulled before another may take it, seconds.
+    #[arg(long, default_value_t = 60, env = "LATCHKEY_LEASE_SECONDS")]
+    lease_seconds: i64,
+    /// How often background work runs (expiring leases and envelopes, recovering interrupted
+    /// changes), seconds.
+    #[arg(long, default_value_t = 30, env = "LATCHKEY_SWEEP_SECONDS")]
+    sweep_seconds: u64,
+    /// How long a change may stay unfinished before another replica treats it as interrupted
+    /// (PostgreSQL), seconds.
+    #[arg(long, default_value_t = 120, env = "LATCHKEY_RECOVERY_GRACE_SECONDS")]
+    recovery_grace_seconds: i64,
 }
 
 #[derive(Subcommand)]
@@ -320,18 +331,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     bootstrap_operator(&store).await?;
 
-    let state = crate::api::AppState::new(store.clone(), registry);
+    anyhow::ensure!(
+        (1..=3600).contains(&args.lease_seconds),
+        "--lease-seconds must be between 1 and 3600"
+    );
+    anyhow::ensure!(
+        args.sweep_seconds >= 1,
+        "--sweep-seconds must be at least 1"
+    );
+    anyhow::ensure!(
+        args.recovery_grace_seconds >= 1,
+        "--recovery-grace-seconds must be at least 1"
+    );
+    let mut state = crate::api::AppState::new(store.clone(), registry);
+    state.lease_seconds = args.lease_seconds;
     // Changes a crash left between seal and release. On SQLite this process is the only one,
     // so every unfinished change is orphaned; on PostgreSQL another replica may be running
     // one, so only changes untouched for a while are.
     let grace = match store.backend() {
         crate::store::Backend::Sqlite => 0,
-        crate::store::Backend::Postgres => {
-            crate::workflow::recovery::IN_FLIGHT_GRACE.as_secs() as i64
-        }
+        crate::store::Backend::Postgres => args.recovery_grace_seconds,
     };
-    state.workflow.recover(crate::store::now() - grace).await;
-    spawn_sweeper(state.workflow.clone());
+    if let Some(lock) = store.try_cluster_lock("sweeper").await? {
+        state.workflow.recover(crate::store::now() - grace).await;
+        lock.release().await;
+    }
+    spawn_sweeper(
+        state.workflow.clone(),
+        std::time::Duration::from_secs(args.sweep_seconds),
+        args.recovery_grace_seconds,
+    );
 
     let app = crate::api::app(state);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -381,26 +410,46 @@ async fn bootstrap_operator(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every 30 s: expired leases back to pending, envelopes past their not-after expired, and
-/// interrupted changes resolved (those untouched for the in-flight grace period).
-fn spawn_sweeper(workflow: crate::workflow::Workflow) {
+/// Every `--sweep-seconds`, on one replica of the cluster at a time (an advisory lock on
+/// PostgreSQL): expired leases back to pending, envelopes past their not-after expired, and
+/// interrupted changes resolved (those untouched for `--recovery-grace-seconds`).
+fn spawn_sweeper(workflow: crate::workflow::Workflow, every: std::time::Duration, grace: i64) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tick.tick().await;
-            let now = crate::store::now();
-            if let Err(error) = workflow.store.expire_leases(now).await {
-                tracing::warn!(%error, "sweeper: expiring leases failed");
-            }
-            if let Err(error) = workflow.store.expire_deliveries(now).await {
-                tracing::warn!(%error, "sweeper: expiring deliveries failed");
-            }
-            workflow
-                .recover(now - crate::workflow::recovery::IN_FLIGHT_GRACE.as_secs() as i64)
-                .await;
+            sweep(&workflow, grace).await;
         }
     });
+}
+
+/// One sweep, if no other replica is sweeping now.
+pub async fn sweep(workflow: &crate::workflow::Workflow, grace: i64) {
+    let lock = match workflow.store.try_cluster_lock("sweeper").await {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, "sweeper: taking the cluster lock failed");
+            return;
+        }
+    };
+    let now = crate::store::now();
+    match workflow.store.expire_leases(now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(leases = n, "sweeper: expired leases returned to the queue"),
+        Err(error) => tracing::warn!(%error, "sweeper: expiring leases failed"),
+    }
+    match workflow.store.expire_deliveries(now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            deliveries = n,
+            "sweeper: deliveries past their not-after expired"
+        ),
+        Err(error) => tracing::warn!(%error, "sweeper: expiring deliveries failed"),
+    }
+    workflow.recover(now - grace).await;
+    lock.release().await;
 }
 
 async fn plugin(command: PluginCommand) -> anyhow::Result<()> {

@@ -35,7 +35,7 @@ pub use audit::{AuditProblem, AuditRecord, AuditReport, NewAuditRecord};
 pub use changes::{ChangeMode, ChangeState, NewChange, PasswordChange, UnfinishedChange};
 pub use connectors::{Connector, ConnectorRole, ConnectorUpdate, NewConnector};
 pub use crypto::MasterKey;
-pub use db::{Backend, ReleaseListener, Store};
+pub use db::{Backend, ClusterLock, ReleaseListener, Store};
 pub use deliveries::{AckOutcome, Delivery, DeliveryState, Release};
 pub use employees::{Employee, NewEmployee};
 pub use enrollment::EnrollmentCode;

@@ -4,6 +4,7 @@ mod ad_ldap;
 mod cache;
 mod capabilities;
 mod packages;
+mod replicas;
 mod sandbox;
 mod server_core;
 mod store;

@@ -38,6 +38,15 @@ pub enum Db {
     Postgres,
 }
 
+/// What a server starts with beyond its database.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Test plugins to install (signed by the test run's key, which the server trusts).
+    pub plugins: Vec<&'static str>,
+    /// Environment for `latchkey serve` (e.g. `LATCHKEY_LEASE_SECONDS`).
+    pub env: Vec<(&'static str, String)>,
+}
+
 /// A running server; killed (and its PostgreSQL database dropped) when dropped.
 pub struct Server {
     pub url: String,
@@ -49,6 +58,7 @@ pub struct Server {
     database_url: String,
     postgres: Option<(String, String)>,
     master_key_file: PathBuf,
+    options: Options,
     child: Option<Child>,
     pub http: reqwest::Client,
 }
@@ -63,6 +73,11 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts a server on `db`.
     pub async fn start(db: Db) -> Server {
+        Server::start_with(db, Options::default()).await
+    }
+
+    /// Starts a server on `db` with `options`.
+    pub async fn start_with(db: Db, options: Options) -> Server {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let (database_url, postgres, sqlite_file) = match db {
             Db::Sqlite => {
@@ -100,14 +115,57 @@ impl Server {
             database_url,
             postgres,
             master_key_file,
+            options,
             child: None,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
                 .expect("an HTTP client"),
         };
+        server.install_plugins();
         server.spawn().await;
         server
+    }
+
+    /// Another replica on the same database (PostgreSQL), master key, plugins and settings, with
+    /// a data directory of its own.
+    pub async fn replica(&self) -> Server {
+        assert!(
+            self.sqlite_file.is_none(),
+            "replicas share a PostgreSQL database"
+        );
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let master_key_file = data_dir.path().join("master.key");
+        std::fs::copy(&self.master_key_file, &master_key_file).expect("copying the master key");
+        let mut replica = Server {
+            url: String::new(),
+            operator_token: self.operator_token.clone(),
+            log_path: data_dir.path().join("server.log"),
+            data_dir,
+            sqlite_file: None,
+            database_url: self.database_url.clone(),
+            postgres: None,
+            master_key_file,
+            options: self.options.clone(),
+            child: None,
+            http: self.http.clone(),
+        };
+        replica.install_plugins();
+        replica.spawn().await;
+        replica
+    }
+
+    fn install_plugins(&self) {
+        if self.options.plugins.is_empty() {
+            return;
+        }
+        let trusted = self.data_dir.path().join("trusted-keys");
+        std::fs::create_dir_all(&trusted).expect("trusted-keys");
+        std::fs::copy(&crate::signer().public_key_path, trusted.join("tests.pem"))
+            .expect("trusting the test run's key");
+        for name in &self.options.plugins {
+            crate::signed_package(name, &self.data_dir.path().join("plugins"));
+        }
     }
 
     /// Starts the process (again, after `kill`), on a new port, and waits until it answers.
@@ -129,6 +187,7 @@ impl Server {
             .arg(&self.master_key_file)
             .env("LATCHKEY_BOOTSTRAP_TOKEN", &self.operator_token)
             .env("LATCHKEY_LOG", "info,latchkey=debug")
+            .envs(self.options.env.iter().map(|(k, v)| (*k, v.as_str())))
             .env_remove("LATCHKEY_MASTER_KEY")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -1077,22 +1077,16 @@ pub async fn list_audit(
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     state.store.tenant(&tenant).await?;
-    let records = state
+    let records: Vec<Value> = state
         .store
-        .audit_records(
+        .audit_records_matching(
             &tenant,
             query.after.unwrap_or(0),
             query.limit.unwrap_or(100).min(1000),
+            query.action.as_deref(),
         )
-        .await?;
-    let records: Vec<Value> = records
+        .await?
         .iter()
-        .filter(|r| {
-            query
-                .action
-                .as_deref()
-                .is_none_or(|a| r.action.starts_with(a))
-        })
         .map(audit_json)
         .collect();
     Ok(Json(json!({"records": records})))

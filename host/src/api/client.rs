@@ -24,8 +24,6 @@ use super::error::{ApiError, ApiResult};
 use crate::delivery;
 use crate::store::{AckOutcome, Key, NewAuditRecord, StoreError, now};
 
-/// How long a lease lasts: the workstation must relay and ack within it, or another may.
-const LEASE_SECONDS: i64 = 60;
 /// The longest long poll.
 const MAX_WAIT: u64 = 60;
 
@@ -134,7 +132,7 @@ pub async fn deliveries(
                 &key.id,
                 &workstation.id,
                 16,
-                LEASE_SECONDS,
+                state.lease_seconds,
                 now(),
             )
             .await?;

@@ -197,13 +197,36 @@ impl Store {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.audit_records_matching(tenant_id, after_seq, limit, None)
+            .await
+    }
+
+    /// Like [`Store::audit_records`], only the actions starting with `action_prefix` when given
+    /// (`password.change` finds `password.change.begin`, `password.change.applied`, ...).
+    pub async fn audit_records_matching(
+        &self,
+        tenant_id: &str,
+        after_seq: i64,
+        limit: u32,
+        action_prefix: Option<&str>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let pattern = action_prefix.map(|prefix| {
+            format!(
+                "{}%",
+                prefix
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
         sqlx::query(&format!(
             "SELECT {COLUMNS} FROM audit_log WHERE tenant_id = $1 AND seq > $2 \
-             ORDER BY seq LIMIT $3"
+             AND ($4 IS NULL OR action LIKE $4 ESCAPE '\\') ORDER BY seq LIMIT $3"
         ))
         .bind(tenant_id)
         .bind(after_seq)
         .bind(i64::from(limit))
+        .bind(pattern)
         .fetch_all(&self.pool)
         .await
         .db()?

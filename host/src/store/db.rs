@@ -40,6 +40,8 @@ pub struct Store {
     pub(crate) master_key: Arc<MasterKey>,
     /// PostgreSQL's URL, for the release listener's own connection (it may hold a password).
     pub(crate) listen_url: Option<Arc<SecretString>>,
+    /// Tokens whose argon2 verify succeeded recently (see `tokens`).
+    pub(crate) verified_tokens: Arc<super::tokens::VerifiedTokens>,
 }
 
 impl fmt::Debug for Store {
@@ -116,6 +118,7 @@ impl Store {
             master_key: Arc::new(master_key),
             listen_url: (backend == Backend::Postgres)
                 .then(|| Arc::new(SecretString::from(url.to_string()))),
+            verified_tokens: Arc::new(super::tokens::VerifiedTokens::new()),
         })
     }
 
@@ -175,6 +178,56 @@ impl Store {
         let mut listener = PgListener::connect(url.expose_secret()).await.db()?;
         listener.listen(RELEASE_CHANNEL).await.db()?;
         Ok(Some(ReleaseListener(listener)))
+    }
+}
+
+/// A cluster-wide lock for background work that must run once per cluster, not once per
+/// replica: a PostgreSQL session advisory lock held by a connection of its own (closed when the
+/// lock is dropped, which releases it even if the holder dies); on SQLite, where there is one
+/// process, always granted.
+pub struct ClusterLock(Option<sqlx::AnyConnection>);
+
+impl fmt::Debug for ClusterLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClusterLock")
+    }
+}
+
+impl ClusterLock {
+    /// Releases the lock.
+    pub async fn release(self) {
+        if let Some(connection) = self.0 {
+            // Closing the session releases every advisory lock it holds.
+            let _ = connection.close().await;
+        }
+    }
+}
+
+/// The advisory lock key of `name`: the first 8 bytes of its SHA-256.
+fn lock_key(name: &str) -> i64 {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::digest([b"latchkey cluster lock\0".as_slice(), name.as_bytes()].concat());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+impl Store {
+    /// The cluster-wide lock `name`, or `None` when another replica holds it now.
+    pub async fn try_cluster_lock(&self, name: &str) -> Result<Option<ClusterLock>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(ClusterLock(None)));
+        }
+        let mut connection = self.pool.acquire().await.db()?.detach();
+        let granted: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(lock_key(name))
+            .fetch_one(&mut connection)
+            .await
+            .db()?;
+        if granted {
+            Ok(Some(ClusterLock(Some(connection))))
+        } else {
+            let _ = connection.close().await;
+            Ok(None)
+        }
     }
 }
 

@@ -3,7 +3,11 @@
 //!
 //! It owns issuing, parsing and verifying. Verification looks the id up, then runs argon2's
 //! constant-time verify; an unknown id still costs one verify against a dummy hash, so timing
-//! does not tell whether an id exists. It must never log, print or store a token's secret.
+//! does not tell whether an id exists. A successful verify is remembered for a few minutes
+//! (`VerifiedTokens`: a SHA-256 of the id, the secret and the stored hash, never the secret), so
+//! a client's every request does not cost argon2's tens of milliseconds; the row is still read
+//! on every request, so a revocation takes effect at once on every replica. It must never log,
+//! print or store a token's secret.
 
 use std::sync::LazyLock;
 
@@ -128,6 +132,53 @@ pub(crate) async fn verify(stored: Option<String>, secret: Zeroizing<String>) ->
     .unwrap_or(false)
 }
 
+/// Tokens verified recently: digests of (token id, secret, stored hash). A changed hash (a new
+/// token for the row) or an unknown id never matches. Bounded: cleared when full.
+pub(crate) struct VerifiedTokens {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::time::Instant>>,
+}
+
+/// How long a verified token is remembered.
+const VERIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// The most remembered tokens.
+const VERIFIED_CAPACITY: usize = 100_000;
+
+impl VerifiedTokens {
+    pub(crate) fn new() -> VerifiedTokens {
+        VerifiedTokens {
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn digest(token_id: &str, secret: &str, stored: &str) -> [u8; 32] {
+        use sha2::{Digest as _, Sha256};
+        let mut hasher = Sha256::new();
+        for part in [token_id, secret, stored] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher.finalize().into()
+    }
+
+    fn contains(&self, digest: &[u8; 32]) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(digest)
+            .is_some_and(|at| at.elapsed() < VERIFIED_TTL)
+    }
+
+    fn insert(&self, digest: [u8; 32]) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= VERIFIED_CAPACITY {
+            entries.retain(|_, at| at.elapsed() < VERIFIED_TTL);
+            if entries.len() >= VERIFIED_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, std::time::Instant::now());
+    }
+}
+
 impl Store {
     /// The row `select` finds for `token` when the token's secret matches the row's hash;
     /// `None` for a malformed, unknown or wrong token. `select` takes the token id as `$1` and
@@ -149,7 +200,18 @@ impl Store {
             Some(row) => Some(row.try_get::<String, _>("token_hash").db()?),
             None => None,
         };
+        let digest = stored
+            .as_deref()
+            .map(|hash| VerifiedTokens::digest(&token_id, &secret, hash));
+        if let Some(digest) = &digest
+            && self.verified_tokens.contains(digest)
+        {
+            return Ok(row);
+        }
         Ok(if verify(stored, secret).await {
+            if let Some(digest) = digest {
+                self.verified_tokens.insert(digest);
+            }
             row
         } else {
             None

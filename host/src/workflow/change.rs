@@ -314,34 +314,53 @@ impl Workflow {
         })
     }
 
-    /// Every violation of `candidate`: each connector's check, then the host's history.
+    /// Every violation of `candidate`: each connector's check and, unless `history` is false,
+    /// the host's history (argon2id verifies on the blocking pool, run while the connectors
+    /// check).
     async fn violations(
         &self,
         employee: &Employee,
         targets: &[Target],
         candidate: &SecretString,
+        history: bool,
     ) -> Result<Vec<ConnectorViolation>, ChangeError> {
-        let mut found = Vec::new();
-        for target in targets {
-            let Some(account) = &target.account else {
-                continue;
-            };
-            match target
-                .connector
-                .instance
-                .check_password(account, candidate)
-                .await
-            {
-                Ok(list) => found.extend(list.into_iter().map(|violation| ConnectorViolation {
-                    connector: target.name().to_string(),
-                    plugin: target.plugin().to_string(),
-                    violation,
-                })),
-                Err(PluginError::Unsupported(_)) => {}
-                Err(error) => return Err(directory_error(target, &CallError::Plugin(error), None)),
+        let connectors = async {
+            let mut found = Vec::new();
+            for target in targets {
+                let Some(account) = &target.account else {
+                    continue;
+                };
+                match target
+                    .connector
+                    .instance
+                    .check_password(account, candidate)
+                    .await
+                {
+                    Ok(list) => {
+                        found.extend(list.into_iter().map(|violation| ConnectorViolation {
+                            connector: target.name().to_string(),
+                            plugin: target.plugin().to_string(),
+                            violation,
+                        }))
+                    }
+                    Err(PluginError::Unsupported(_)) => {}
+                    Err(error) => {
+                        return Err(directory_error(target, &CallError::Plugin(error), None));
+                    }
+                }
             }
-        }
-        if history::in_history(&self.store, &employee.tenant_id, &employee.id, candidate).await? {
+            Ok(found)
+        };
+        let in_history = async {
+            if history {
+                history::in_history(&self.store, &employee.tenant_id, &employee.id, candidate).await
+            } else {
+                Ok(false)
+            }
+        };
+        let (found, in_history) = tokio::join!(connectors, in_history);
+        let mut found = found?;
+        if in_history? {
             found.push(ConnectorViolation {
                 connector: HOST_HISTORY.into(),
                 plugin: HOST_HISTORY.into(),
@@ -360,7 +379,7 @@ impl Workflow {
     ) -> Result<Vec<ConnectorViolation>, ChangeError> {
         let employee = self.store.employee(tenant_id, employee_id).await?;
         let targets = self.targets(&employee).await?;
-        self.violations(&employee, &targets, candidate).await
+        self.violations(&employee, &targets, candidate, true).await
     }
 
     async fn audit(
@@ -398,7 +417,9 @@ impl Workflow {
         let targets = self.targets(&employee).await?;
         let (mode, password) = match typed {
             Some(password) => {
-                let violations = self.violations(&employee, &targets, &password).await?;
+                let violations = self
+                    .violations(&employee, &targets, &password, true)
+                    .await?;
                 if !violations.is_empty() {
                     return Err(ChangeError::Violations(violations));
                 }
@@ -413,14 +434,18 @@ impl Workflow {
                 let mut last = Vec::new();
                 let mut accepted = None;
                 // A generated password satisfies the merged policy by construction; the
-                // connectors' own checks (and the history) still have the last word.
+                // connectors' own checks still have the last word. The history is not asked:
+                // 20 characters drawn by a CSPRNG (over 120 bits) do not repeat an earlier
+                // password, and its argon2 verifies are the most expensive part of a change.
                 for _ in 0..3 {
                     let candidate = generator::generate(&policy, account, length).map_err(
                         |e: GeneratorError| {
                             ChangeError::Precondition(Precondition::PolicyConflict(e.to_string()))
                         },
                     )?;
-                    last = self.violations(&employee, &targets, &candidate).await?;
+                    last = self
+                        .violations(&employee, &targets, &candidate, false)
+                        .await?;
                     if last.is_empty() {
                         accepted = Some(candidate);
                         break;
@@ -473,7 +498,7 @@ impl Workflow {
         let employee = self.store.employee(tenant_id, employee_id).await?;
         key.require_new_password()?;
         let targets = self.targets(&employee).await?;
-        let violations = self.violations(&employee, &targets, &new).await?;
+        let violations = self.violations(&employee, &targets, &new, true).await?;
         if !violations.is_empty() {
             return Err(ChangeError::Violations(violations));
         }
@@ -558,6 +583,10 @@ impl Workflow {
         self.store
             .set_change_state(tenant_id, &change_id, ChangeState::Applying, None, now())
             .await?;
+
+        // The history's hash is computed while the directories write (it is stored only once
+        // the primary has taken the password).
+        let history_hash = history::start_hash(&password);
 
         // The primary: its failure ends the change with nothing set and the envelope destroyed.
         let primary = &targets[0];
@@ -703,8 +732,15 @@ impl Workflow {
         self.store
             .set_change_state(tenant_id, &change_id, state, failure, now())
             .await?;
-        if let Err(error) = history::remember(&self.store, tenant_id, &employee.id, &password).await
-        {
+        let remembered = match history_hash.await {
+            Ok(hash) => self
+                .store
+                .append_password_hash(tenant_id, &employee.id, &hash)
+                .await
+                .map_err(HistoryError::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = remembered {
             tracing::error!(%error, change = %change_id, "remembering the password's hash failed");
         }
         drop(password);

@@ -94,14 +94,25 @@ pub async fn remember(
     employee: &str,
     password: &SecretString,
 ) -> Result<(), HistoryError> {
-    let password = owned(password);
-    let hashed = tokio::task::spawn_blocking(move || hash(password.as_bytes()))
-        .await
-        .map_err(|_| HistoryError::Hash("the hashing task failed"))??;
+    let hashed = start_hash(password).await?;
     store
         .append_password_hash(tenant, employee, &hashed)
         .await?;
     Ok(())
+}
+
+/// Starts hashing `password` for the history on the blocking pool at once, so the work
+/// overlaps whatever the caller awaits meanwhile (a directory's write); the returned future
+/// yields the PHC string to pass to `Store::append_password_hash`.
+pub fn start_hash(
+    password: &SecretString,
+) -> impl std::future::Future<Output = Result<String, HistoryError>> + use<> {
+    let password = owned(password);
+    let task = tokio::task::spawn_blocking(move || hash(password.as_bytes()));
+    async move {
+        task.await
+            .map_err(|_| HistoryError::Hash("the hashing task failed"))?
+    }
 }
 
 #[cfg(test)]

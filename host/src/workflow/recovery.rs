@@ -7,8 +7,6 @@
 //!
 //! It must never release an envelope the directory did not take, nor destroy one it did.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::change::Workflow;
@@ -25,11 +23,6 @@ pub struct RecoveryReport {
     /// Changes that could not be decided now (directory unreachable): left for the next sweep.
     pub left: u64,
 }
-
-/// How long a change may sit in held or applying before a sweep treats it as interrupted, when
-/// other processes may be running it (replicas on PostgreSQL). A change takes at most a few
-/// plugin deadlines.
-pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(120);
 
 impl Workflow {
     /// Resolves every unfinished change last touched at or before `older_than`.
