@@ -290,6 +290,8 @@ async fn three_replicas_deliver_every_change_exactly_once_and_survive_losing_one
     // Wait until nothing is left in flight: every change final, every delivery ended.
     let mut last = Value::Null;
     for _ in 0..600 {
+        // What is still in flight in this round (nothing, once everything settled).
+        last = Value::Null;
         let (_, list) = cluster
             .call(
                 0,
@@ -300,9 +302,13 @@ async fn three_replicas_deliver_every_change_exactly_once_and_survive_losing_one
             )
             .await;
         let changes = list["changes"].as_array().unwrap().clone();
-        let mut settled = changes
+        if let Some(unfinished) = changes
             .iter()
-            .all(|c| c["state"] != "held" && c["state"] != "applying");
+            .find(|c| c["state"] == "held" || c["state"] == "applying")
+        {
+            last = unfinished.clone();
+        }
+        let mut settled = last.is_null();
         if settled {
             for change in &changes {
                 let (_, full) = cluster
@@ -337,10 +343,7 @@ async fn three_replicas_deliver_every_change_exactly_once_and_survive_losing_one
     for poller in pollers {
         poller.await.unwrap();
     }
-    assert!(
-        last.is_null() || last["delivery"]["state"] == "delivered",
-        "still in flight: {last:#}"
-    );
+    assert!(last.is_null(), "still in flight after 2 minutes: {last:#}");
 
     // Every accepted change reached its key, with the password the admin typed.
     assert!(

@@ -76,8 +76,9 @@ pub async fn me(caller: WorkstationCaller) -> Json<Value> {
     Json(value)
 }
 
-async fn audit(state: &AppState, tenant: &str, workstation: &str, action: &str, details: Value) {
-    let record = NewAuditRecord {
+/// An audit record by workstation `workstation` of `tenant`.
+fn record(tenant: &str, workstation: &str, action: &str, details: Value) -> NewAuditRecord {
+    NewAuditRecord {
         tenant_id: Some(tenant.to_string()),
         actor: format!("workstation:{workstation}"),
         action: action.to_string(),
@@ -86,8 +87,15 @@ async fn audit(state: &AppState, tenant: &str, workstation: &str, action: &str, 
             .and_then(Value::as_str)
             .map(str::to_string),
         details,
-    };
-    if let Err(error) = state.store.append_audit(record, now()).await {
+    }
+}
+
+async fn audit(state: &AppState, tenant: &str, workstation: &str, action: &str, details: Value) {
+    if let Err(error) = state
+        .store
+        .append_audit(record(tenant, workstation, action, details), now())
+        .await
+    {
         tracing::error!(%error, action, "writing the audit record failed");
     }
 }
@@ -127,13 +135,22 @@ pub async fn deliveries(
         let waiting = state.waker.register(&key.id);
         let leased = state
             .store
-            .lease_deliveries(
+            .lease_deliveries_audited(
                 &workstation.tenant_id,
                 &key.id,
                 &workstation.id,
                 16,
                 state.lease_seconds,
                 now(),
+                |leased| {
+                    Some(record(
+                        &workstation.tenant_id,
+                        &workstation.id,
+                        "delivery.lease",
+                        json!({"key": key.id,
+                               "deliveries": leased.iter().map(|d| d.id.clone()).collect::<Vec<_>>()}),
+                    ))
+                },
             )
             .await?;
         if !leased.is_empty() {
@@ -147,8 +164,6 @@ pub async fn deliveries(
                     })
                 })
                 .collect();
-            audit(&state, &workstation.tenant_id, &workstation.id, "delivery.lease",
-                json!({"key": key.id, "deliveries": leased.iter().map(|d| d.id.clone()).collect::<Vec<_>>()})).await;
             return Ok(Json(json!({"key": key.id, "deliveries": list})));
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -204,20 +219,24 @@ pub async fn ack(
         )
         .with(json!({"delivery": delivery.id, "state": delivery.state.as_str()})));
     }
+    let delivered = record(
+        &workstation.tenant_id,
+        &workstation.id,
+        "delivery.delivered",
+        json!({"key": key.id, "delivery": delivery.id, "change": delivery.change_id}),
+    );
     let outcome = state
         .store
-        .ack_delivery(&workstation.tenant_id, &key.id, &delivery.id, now())
+        .ack_delivery_audited(
+            &workstation.tenant_id,
+            &key.id,
+            &delivery.id,
+            now(),
+            Some(delivered),
+        )
         .await?;
     let state_name = match outcome {
         AckOutcome::Delivered => {
-            audit(
-                &state,
-                &workstation.tenant_id,
-                &workstation.id,
-                "delivery.delivered",
-                json!({"key": key.id, "delivery": delivery.id, "change": delivery.change_id}),
-            )
-            .await;
             state.metrics.ack("delivered");
             "delivered"
         }

@@ -144,52 +144,64 @@ impl Store {
         new: NewAuditRecord,
         at: UnixTime,
     ) -> Result<AuditRecord, StoreError> {
-        let details = new.details.to_string();
         let mut tx = self.write().await?;
-        // Taking the head first serializes appends: PostgreSQL holds this row's lock until
-        // commit, SQLite holds the write lock since BEGIN IMMEDIATE.
-        let head =
-            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut *tx)
-                .await
-                .db()?;
-        let seq: i64 = head.try_get("seq").db()?;
-        let prev: Vec<u8> = head.try_get("hash").db()?;
-        let hash = chain_hash(
-            &prev,
-            seq,
-            new.tenant_id.as_deref(),
-            &new.actor,
-            &new.action,
-            new.subject.as_deref(),
-            &details,
-            at,
-        );
-        let row = sqlx::query(&format!(
-            "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             RETURNING {COLUMNS}"
-        ))
-        .bind(seq)
-        .bind(&new.tenant_id)
-        .bind(&new.actor)
-        .bind(&new.action)
-        .bind(&new.subject)
-        .bind(&details)
-        .bind(at)
-        .bind(prev)
-        .bind(hash.clone())
-        .fetch_one(&mut *tx)
+        let record = append_in(&mut tx, new, at).await?;
+        tx.commit().await.db()?;
+        Ok(record)
+    }
+}
+
+/// Appends `new` inside `tx`, so a record is written exactly when the change it records is.
+/// Call it last in the transaction: it takes the chain's head, which every append waits for.
+pub(crate) async fn append_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    new: NewAuditRecord,
+    at: UnixTime,
+) -> Result<AuditRecord, StoreError> {
+    let details = new.details.to_string();
+    // Taking the head first serializes appends: PostgreSQL holds this row's lock until
+    // commit, SQLite holds the write lock since BEGIN IMMEDIATE.
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut **tx)
         .await
         .db()?;
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(hash)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        tx.commit().await.db()?;
-        record(&row)
-    }
+    let seq: i64 = head.try_get("seq").db()?;
+    let prev: Vec<u8> = head.try_get("hash").db()?;
+    let hash = chain_hash(
+        &prev,
+        seq,
+        new.tenant_id.as_deref(),
+        &new.actor,
+        &new.action,
+        new.subject.as_deref(),
+        &details,
+        at,
+    );
+    let row = sqlx::query(&format!(
+        "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(seq)
+    .bind(&new.tenant_id)
+    .bind(&new.actor)
+    .bind(&new.action)
+    .bind(&new.subject)
+    .bind(&details)
+    .bind(at)
+    .bind(prev)
+    .bind(hash.clone())
+    .fetch_one(&mut **tx)
+    .await
+    .db()?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(hash)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    record(&row)
+}
 
+impl Store {
     /// The records of `tenant_id` after `after_seq`, oldest first, at most `limit`.
     pub async fn audit_records(
         &self,

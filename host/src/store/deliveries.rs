@@ -16,6 +16,7 @@ use std::fmt;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::audit::{self, NewAuditRecord};
 use super::db::Backend;
 use super::error::{DbResult as _, StoreError};
 use super::{Store, UnixTime};
@@ -321,6 +322,31 @@ impl Store {
         lease_seconds: i64,
         now: UnixTime,
     ) -> Result<Vec<Delivery>, StoreError> {
+        self.lease_deliveries_audited(
+            tenant_id,
+            key_id,
+            workstation_id,
+            limit,
+            lease_seconds,
+            now,
+            |_| None,
+        )
+        .await
+    }
+
+    /// [`Store::lease_deliveries`], appending `audit(leased)` (when it gives a record and
+    /// something was leased) to the audit chain in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn lease_deliveries_audited(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+        workstation_id: &str,
+        limit: u32,
+        lease_seconds: i64,
+        now: UnixTime,
+        audit: impl FnOnce(&[Delivery]) -> Option<NewAuditRecord>,
+    ) -> Result<Vec<Delivery>, StoreError> {
         self.key(tenant_id, key_id).await?.require_delivery()?;
         // PostgreSQL: concurrent claimers skip the rows another one has locked. SQLite: the
         // statement runs under the database's single write lock, taken at BEGIN IMMEDIATE.
@@ -349,9 +375,14 @@ impl Store {
             .fetch_all(&mut *tx)
             .await
             .db()?;
-        tx.commit().await.db()?;
         let mut leased = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
         leased.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        if !leased.is_empty()
+            && let Some(record) = audit(&leased)
+        {
+            audit::append_in(&mut tx, record, now).await?;
+        }
+        tx.commit().await.db()?;
         Ok(leased)
     }
 
@@ -365,6 +396,21 @@ impl Store {
         id: &str,
         now: UnixTime,
     ) -> Result<AckOutcome, StoreError> {
+        self.ack_delivery_audited(tenant_id, key_id, id, now, None)
+            .await
+    }
+
+    /// [`Store::ack_delivery`], appending `audit` to the audit chain in the same transaction
+    /// when (and only when) the delivery becomes delivered.
+    pub async fn ack_delivery_audited(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+        id: &str,
+        now: UnixTime,
+        audit: Option<NewAuditRecord>,
+    ) -> Result<AckOutcome, StoreError> {
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE deliveries SET state = 'delivered', ciphertext = NULL, \
              lease_expires_at = NULL, finished_at = $4 \
@@ -374,12 +420,17 @@ impl Store {
         .bind(key_id)
         .bind(id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .db()?;
         if done.rows_affected() == 1 {
+            if let Some(record) = audit {
+                audit::append_in(&mut tx, record, now).await?;
+            }
+            tx.commit().await.db()?;
             return Ok(AckOutcome::Delivered);
         }
+        drop(tx);
         let current = self.delivery(tenant_id, id).await?;
         if current.key_id != key_id {
             return Err(StoreError::NotFound("delivery"));

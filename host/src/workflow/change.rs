@@ -585,8 +585,12 @@ impl Workflow {
             .await?;
 
         // The history's hash is computed while the directories write (it is stored only once
-        // the primary has taken the password).
-        let history_hash = history::start_hash(&password);
+        // the primary has taken the password); a tenant that remembers nothing hashes nothing.
+        let history_hash = if self.store.password_history_length(tenant_id).await? > 0 {
+            Some(history::start_hash(&password))
+        } else {
+            None
+        };
 
         // The primary: its failure ends the change with nothing set and the envelope destroyed.
         let primary = &targets[0];
@@ -732,13 +736,16 @@ impl Workflow {
         self.store
             .set_change_state(tenant_id, &change_id, state, failure, now())
             .await?;
-        let remembered = match history_hash.await {
-            Ok(hash) => self
-                .store
-                .append_password_hash(tenant_id, &employee.id, &hash)
-                .await
-                .map_err(HistoryError::from),
-            Err(error) => Err(error),
+        let remembered = match history_hash {
+            None => Ok(()),
+            Some(hashing) => match hashing.await {
+                Ok(hash) => self
+                    .store
+                    .append_password_hash(tenant_id, &employee.id, &hash)
+                    .await
+                    .map_err(HistoryError::from),
+                Err(error) => Err(error),
+            },
         };
         if let Err(error) = remembered {
             tracing::error!(%error, change = %change_id, "remembering the password's hash failed");

@@ -1,0 +1,193 @@
+//! Password changes per second and their latency through HTTP, with the no-op directory plugin
+//! (test-echo), on SQLite and PostgreSQL, at 1, 16 and 128 concurrent admins.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::report::{Section, met, ms, quantile};
+use crate::setup::{Db, Served, client};
+
+const CONCURRENCY: [usize; 3] = [1, 16, 128];
+
+pub async fn run(quick: bool) -> Section {
+    let duration = Duration::from_secs(if quick { 1 } else { 8 });
+    let mut section = Section::new(
+        "Password changes through HTTP (no-op directory)",
+        &format!(
+            "`POST /api/v1/tenants/{{t}}/employees/{{e}}/password` in generate mode against \
+             Latchkey's API served in the bench process on loopback, the connector being \
+             `plugins/test-echo` (a directory that accepts every write: what is measured is \
+             Latchkey). Each of N concurrent clients resets its own employee, one request after \
+             the other, for {}s; every change is complete when answered (policy from the \
+             plugin, generation, the plugin's check, seal to the key, held delivery, the \
+             plugin's set, release, the history's argon2id hash, four audit records). The \
+             clients run in the same process and share its 2 cores. Last row: manual mode for \
+             employees with 24 remembered passwords, each candidate verified against all of \
+             them (argon2id, m = 8 MiB, t = 2). Rows marked *history off* are a tenant that \
+             keeps no history (`password_history_length` 0): no argon2id hash at all.",
+            duration.as_secs()
+        ),
+        &[
+            "database",
+            "concurrent",
+            "changes/s",
+            "p50",
+            "p99",
+            "errors",
+        ],
+    );
+    let mut sqlite_best = 0.0f64;
+    let mut sqlite_without_history = 0.0f64;
+    let mut p99_at_128 = Vec::new();
+    for db in Db::available() {
+        let served = Served::start(db, 60).await;
+        let holders = served.holders(*CONCURRENCY.iter().max().unwrap()).await;
+        let employees: Arc<Vec<String>> =
+            Arc::new(holders.iter().map(|h| h.employee.clone()).collect());
+        let http = client();
+        for concurrency in CONCURRENCY {
+            let (rate, latencies, errors) =
+                measure(&served, &http, &employees, concurrency, duration, None).await;
+            if db == Db::Sqlite {
+                sqlite_best = sqlite_best.max(rate);
+            }
+            if concurrency == 128 {
+                p99_at_128.push((db, quantile(&latencies, 0.99)));
+            }
+            section.row(vec![
+                db.name().into(),
+                concurrency.to_string(),
+                format!("{rate:.0}"),
+                ms(quantile(&latencies, 0.5)),
+                ms(quantile(&latencies, 0.99)),
+                errors.to_string(),
+            ]);
+        }
+        if db == Db::Sqlite {
+            // Without the host's history (a tenant setting): what the rest of a change costs.
+            served
+                .store()
+                .set_password_history_length(&served.tenant, 0)
+                .await
+                .expect("history length");
+            for concurrency in [16, 128] {
+                let (rate, latencies, errors) =
+                    measure(&served, &http, &employees, concurrency, duration, None).await;
+                sqlite_without_history = sqlite_without_history.max(rate);
+                section.row(vec![
+                    format!("{} (history off)", db.name()),
+                    concurrency.to_string(),
+                    format!("{rate:.0}"),
+                    ms(quantile(&latencies, 0.5)),
+                    ms(quantile(&latencies, 0.99)),
+                    errors.to_string(),
+                ]);
+            }
+            served
+                .store()
+                .set_password_history_length(&served.tenant, 24)
+                .await
+                .expect("history length");
+            // Every employee has made enough changes to have 24 remembered passwords.
+            let (rate, latencies, errors) =
+                measure(&served, &http, &employees, 16, duration, Some("manual")).await;
+            section.row(vec![
+                format!("{} (manual, 24 in history)", db.name()),
+                "16".into(),
+                format!("{rate:.0}"),
+                ms(quantile(&latencies, 0.5)),
+                ms(quantile(&latencies, 0.99)),
+                errors.to_string(),
+            ]);
+        }
+        served.finish().await;
+    }
+    section.finding(format!(
+        "Goal ≥ 1,000 changes/s on SQLite: {} ({sqlite_best:.0}/s at best; {sqlite_without_history:.0}/s \
+         with the host's history off). Goal p99 < 50 ms at 128 concurrent: {}.",
+        met(sqlite_best >= 1000.0),
+        p99_at_128
+            .iter()
+            .map(|(db, p)| format!(
+                "{} {} ({})",
+                db.name(),
+                met(*p < Duration::from_millis(50)),
+                ms(*p)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    section
+}
+
+/// (changes/s, sorted latencies, errors)
+async fn measure(
+    served: &Served,
+    http: &reqwest::Client,
+    employees: &Arc<Vec<String>>,
+    concurrency: usize,
+    duration: Duration,
+    manual: Option<&str>,
+) -> (f64, Vec<Duration>, usize) {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut workers = Vec::new();
+    for worker in 0..concurrency {
+        let url = format!(
+            "{}/api/v1/tenants/{}/employees/{}/password",
+            served.url, served.tenant, employees[worker]
+        );
+        let (http, token, manual) = (http.clone(), served.owner.clone(), manual.is_some());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            let mut n = 0u32;
+            while Instant::now() < deadline {
+                n += 1;
+                let body = if manual {
+                    let password = format!(
+                        "Xq7-{worker}-{n}-{:08x}!",
+                        latchkey_tests::samba::rand_u32()
+                    );
+                    json!({"mode": "manual", "password": password, "confirm": password})
+                } else {
+                    json!({"mode": "generate"})
+                };
+                let sent = Instant::now();
+                let response = http.post(&url).bearer_auth(&token).json(&body).send().await;
+                match response {
+                    Ok(r) if r.status().as_u16() == 202 => latencies.push(sent.elapsed()),
+                    Ok(r) => {
+                        errors += 1;
+                        if errors <= 3 {
+                            eprintln!(
+                                "change refused: {} {}",
+                                r.status(),
+                                r.text().await.unwrap_or_default()
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        if errors <= 3 {
+                            eprintln!("change failed: {e}");
+                        }
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (l, e) = worker.await.expect("worker");
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    (latencies.len() as f64 / elapsed, latencies, errors)
+}

@@ -1,0 +1,189 @@
+//! The report: a header (machine, date, commit), then one section per measurement, each a
+//! table, a note on method, and the goal with "met" or "not met".
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// One section of BENCHMARKS.md.
+pub struct Section {
+    pub title: String,
+    /// How it was measured (Markdown).
+    pub method: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Goals and findings (Markdown).
+    pub findings: String,
+}
+
+impl Section {
+    pub fn new(title: &str, method: &str, header: &[&str]) -> Section {
+        Section {
+            title: title.into(),
+            method: method.into(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: vec![],
+            findings: String::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn finding(&mut self, text: impl AsRef<str>) {
+        if !self.findings.is_empty() {
+            self.findings.push_str("\n\n");
+        }
+        self.findings.push_str(text.as_ref());
+    }
+
+    fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "| {} |", self.header.join(" | "));
+        let _ = writeln!(out, "|{}", " --- |".repeat(self.header.len()));
+        for row in &self.rows {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        out
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = format!("## {}\n\n{}\n\n{}", self.title, self.method, self.table());
+        if !self.findings.is_empty() {
+            out.push('\n');
+            out.push_str(&self.findings);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+pub struct Report {
+    machine: String,
+    date: String,
+    commit: String,
+    quick: bool,
+    sections: Vec<Section>,
+}
+
+fn command(program: &str, args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// "2 cores, Intel(R) Xeon(R) Processor, 24 GiB".
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| format!("{} GiB", (kb + (1 << 19)) >> 20))
+        .unwrap_or_default();
+    format!("{cores} cores, {cpu}, {memory}")
+}
+
+impl Report {
+    pub fn new(quick: bool) -> Report {
+        let root = latchkey_tests::workspace_root();
+        let root = root.to_string_lossy();
+        let commit = command("git", &["-C", &root, "rev-parse", "--short", "HEAD"])
+            .unwrap_or_else(|| "unknown".into());
+        let dirty = command(
+            "git",
+            &["-C", &root, "status", "--porcelain", "--untracked-files=no"],
+        )
+        .is_some_and(|s| !s.is_empty());
+        Report {
+            machine: machine(),
+            date: command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
+            commit: if dirty {
+                format!("{commit} (with uncommitted changes)")
+            } else {
+                commit
+            },
+            quick,
+            sections: vec![],
+        }
+    }
+
+    pub fn header(&self) -> String {
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        format!(
+            "Machine: {}. Date: {}. Commit: {}. Rust {}, release profile. Load average at \
+             the start: {load}.{}",
+            self.machine,
+            self.date,
+            self.commit,
+            command("rustc", &["--version"])
+                .unwrap_or_default()
+                .trim_start_matches("rustc "),
+            if self.quick {
+                " QUICK RUN: counts reduced, not figures."
+            } else {
+                ""
+            }
+        )
+    }
+
+    pub fn add(&mut self, section: Section) {
+        println!("\n{}", section.markdown());
+        self.sections.push(section);
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "# Benchmarks\n\nGenerated by `cargo run --release -p latchkey-bench` (bench/src): \
+             edit the program, not this file. Sections that need a server this machine did not \
+             have say so.\n\n",
+        );
+        out.push_str(&self.header());
+        out.push_str("\n\n");
+        for section in &self.sections {
+            out.push_str(&section.markdown());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The q-quantile of sorted durations.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+pub fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+pub fn met(ok: bool) -> &'static str {
+    if ok { "**met**" } else { "**not met**" }
+}
