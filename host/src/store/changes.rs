@@ -12,6 +12,7 @@ use std::fmt;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use super::audit::NewAuditRecord;
 use super::db::Backend;
 use super::deliveries::{self, Delivery};
 use super::error::{DbResult as _, KeyRefusal, StoreError};
@@ -183,6 +184,19 @@ impl Store {
         new: NewChange,
         now: UnixTime,
     ) -> Result<(PasswordChange, Delivery), StoreError> {
+        self.begin_change_audited(tenant_id, new, now, |_, _| None)
+            .await
+    }
+
+    /// [`Store::begin_change`], appending `audit(change, delivery)` to the audit chain in the
+    /// same transaction.
+    pub async fn begin_change_audited(
+        &self,
+        tenant_id: &str,
+        new: NewChange,
+        now: UnixTime,
+        audit: impl FnOnce(&PasswordChange, &Delivery) -> Option<NewAuditRecord>,
+    ) -> Result<(PasswordChange, Delivery), StoreError> {
         let mut tx = self.write().await?;
         // PostgreSQL: the key row's lock orders concurrent changes of one key, so the sequence
         // check below sees every earlier envelope. SQLite has one writer already.
@@ -261,6 +275,9 @@ impl Store {
         .await
         .or_conflict("a password change for this key and account is already in flight")?;
         let delivery = deliveries::delivery(&row)?;
+        if let Some(record) = audit(&change, &delivery) {
+            super::audit::append_in(&mut tx, record, now).await?;
+        }
         tx.commit().await.db()?;
         Ok((change, delivery))
     }
@@ -393,6 +410,49 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// Ends change `id` whose directories took the password, in one transaction: releases its
+    /// held delivery `delivery_id` (superseding the older queued one), moves the change to
+    /// `state` (with `failure`), and appends `audit(release)` to the audit chain.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_applied_change(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        delivery_id: &str,
+        state: ChangeState,
+        failure: Option<&str>,
+        audit: impl FnOnce(&deliveries::Release) -> NewAuditRecord,
+        now: UnixTime,
+    ) -> Result<(PasswordChange, deliveries::Release), StoreError> {
+        let mut tx = self.write().await?;
+        let release = self
+            .release_in(&mut tx, tenant_id, delivery_id, now)
+            .await?;
+        let row = sqlx::query(&format!(
+            "UPDATE password_changes SET state = $3, failure = COALESCE($4, failure), \
+             updated_at = $5, finished_at = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND state IN ('held', 'applying') \
+             RETURNING {COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(state.as_str())
+        .bind(failure)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?
+        .ok_or_else(|| StoreError::WrongState {
+            what: "password change",
+            id: id.to_string(),
+            state: "final".into(),
+            expected: "a finished change does not change state",
+        })?;
+        super::audit::append_in(&mut tx, audit(&release), now).await?;
+        tx.commit().await.db()?;
+        Ok((change(&row)?, release))
     }
 
     /// Every change left held or applying, on every tenant, oldest first: what start-up must

@@ -42,6 +42,9 @@ pub struct Store {
     pub(crate) listen_url: Option<Arc<SecretString>>,
     /// Tokens whose argon2 verify succeeded recently (see `tokens`).
     pub(crate) verified_tokens: Arc<super::tokens::VerifiedTokens>,
+    /// Tenant signing keys already opened (they never change; see `signing`).
+    pub(crate) signing_keys:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, ed25519_dalek::SigningKey>>>,
 }
 
 impl fmt::Debug for Store {
@@ -119,6 +122,7 @@ impl Store {
             listen_url: (backend == Backend::Postgres)
                 .then(|| Arc::new(SecretString::from(url.to_string()))),
             verified_tokens: Arc::new(super::tokens::VerifiedTokens::new()),
+            signing_keys: Default::default(),
         })
     }
 

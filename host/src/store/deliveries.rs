@@ -227,12 +227,25 @@ impl Store {
         now: UnixTime,
     ) -> Result<Release, StoreError> {
         let mut tx = self.write().await?;
+        let release = self.release_in(&mut tx, tenant_id, id, now).await?;
+        tx.commit().await.db()?;
+        Ok(release)
+    }
+
+    /// Releases held delivery `id` inside `tx` (see [`Store::release_delivery`]).
+    pub(crate) async fn release_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tenant_id: &str,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<Release, StoreError> {
         let held = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"
         ))
         .bind(tenant_id)
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await
         .db()?
         .ok_or(StoreError::NotFound("delivery"))?;
@@ -248,7 +261,7 @@ impl Store {
         .bind(&held.key_id)
         .bind(&held.slot)
         .bind(now)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .db()?;
         let row = sqlx::query(&format!(
@@ -258,7 +271,7 @@ impl Store {
         .bind(tenant_id)
         .bind(id)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .or_conflict("another delivery is queued for this key and slot")?;
         if self.backend == Backend::Postgres {
@@ -267,11 +280,10 @@ impl Store {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(super::db::RELEASE_CHANNEL)
                 .bind(&held.key_id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .db()?;
         }
-        tx.commit().await.db()?;
         Ok(Release {
             delivery: delivery(&row)?,
             superseded,

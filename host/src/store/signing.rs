@@ -3,8 +3,9 @@
 //! first use, sealed under the master key like connector secrets (the AAD names the tenant and
 //! no connector), shared by every replica through the database.
 //!
-//! It owns the rows of `tenant_signing_keys`. It must never print the private key or store it
-//! unsealed; callers get it as a type that zeroizes on drop.
+//! It owns the rows of `tenant_signing_keys`, and keeps opened keys in memory (they never
+//! change). It must never print the private key or store it unsealed; callers get it as a type
+//! that zeroizes on drop.
 
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
@@ -27,7 +28,16 @@ fn aad(tenant: &str) -> SecretAad<'_> {
 impl Store {
     /// The signing key of `tenant_id`, created (and sealed) the first time it is asked for.
     pub async fn tenant_signing_key(&self, tenant_id: &str) -> Result<SigningKey, StoreError> {
+        if let Some(key) = self
+            .signing_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant_id)
+        {
+            return Ok(key.clone());
+        }
         if let Some(key) = self.read_signing_key(tenant_id).await? {
+            self.remember_signing_key(tenant_id, &key);
             return Ok(key);
         }
         self.tenant(tenant_id).await?;
@@ -48,9 +58,21 @@ impl Store {
         .execute(&self.pool)
         .await
         .db()?;
-        self.read_signing_key(tenant_id)
+        let key = self
+            .read_signing_key(tenant_id)
             .await?
-            .ok_or(StoreError::NotFound("tenant signing key"))
+            .ok_or(StoreError::NotFound("tenant signing key"))?;
+        self.remember_signing_key(tenant_id, &key);
+        Ok(key)
+    }
+
+    /// Keeps an opened signing key for the process's lifetime: a tenant's key never changes
+    /// (a master-key rotation re-seals the same key).
+    fn remember_signing_key(&self, tenant_id: &str, key: &SigningKey) {
+        self.signing_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant_id.to_string(), key.clone());
     }
 
     async fn read_signing_key(&self, tenant_id: &str) -> Result<Option<SigningKey>, StoreError> {

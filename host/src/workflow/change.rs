@@ -35,8 +35,8 @@ use crate::delivery::{self, Waker};
 use crate::runtime::wit::types::{Account, AccountQuery, MatchMode, SetOptions, Violation};
 use crate::runtime::{CallError, PluginError};
 use crate::store::{
-    ChangeMode, ChangeState, Employee, Key, KeyStatus, NewAuditRecord, NewChange, Store,
-    StoreError, now,
+    ChangeMode, ChangeState, Delivery, Employee, Key, KeyStatus, NewAuditRecord, NewChange,
+    PasswordChange, Release, Store, StoreError, now,
 };
 
 /// The id the host's own history check uses where a connector id would be.
@@ -559,7 +559,21 @@ impl Workflow {
                 receipt: sealed.receipt,
                 not_after: Some(sealed.not_after),
             };
-            match self.store.begin_change(tenant_id, new, at).await {
+            let begin_audit = |change: &PasswordChange, held: &Delivery| {
+                Some(audit_record(
+                    tenant_id,
+                    actor,
+                    "password.change.begin",
+                    &employee.id,
+                    json!({"change": change.id, "key": key.id, "mode": mode.as_str(),
+                           "options": options, "delivery": held.id}),
+                ))
+            };
+            match self
+                .store
+                .begin_change_audited(tenant_id, new, at, begin_audit)
+                .await
+            {
                 Ok(begun) => break begun,
                 Err(StoreError::Conflict(message)) if message.contains("retry") && attempt < 3 => {
                     attempt += 1;
@@ -571,15 +585,6 @@ impl Workflow {
             }
         };
         let change_id = change.id.clone();
-        self.audit(
-            tenant_id,
-            actor,
-            "password.change.begin",
-            &employee.id,
-            json!({"change": change_id, "key": key.id, "mode": mode.as_str(), "options": options,
-                   "delivery": held.id}),
-        )
-        .await;
         self.store
             .set_change_state(tenant_id, &change_id, ChangeState::Applying, None, now())
             .await?;
@@ -719,11 +724,6 @@ impl Workflow {
                 .await?;
         }
 
-        let release = self
-            .store
-            .release_delivery(tenant_id, &held.id, now())
-            .await?;
-        self.waker.wake(&key.id);
         let state = if all_applied {
             ChangeState::Applied
         } else {
@@ -733,9 +733,29 @@ impl Workflow {
             "the password is set in the primary directory but not in every secondary one; \
              see each connector's outcome",
         );
+        // Release, final state and audit record in one transaction.
+        let applied_audit = |release: &Release| {
+            audit_record(
+                tenant_id,
+                actor,
+                "password.change.applied",
+                &employee.id,
+                json!({"change": change_id, "state": state.as_str(), "delivery": held.id,
+                       "superseded": release.superseded}),
+            )
+        };
         self.store
-            .set_change_state(tenant_id, &change_id, state, failure, now())
+            .finish_applied_change(
+                tenant_id,
+                &change_id,
+                &held.id,
+                state,
+                failure,
+                applied_audit,
+                now(),
+            )
             .await?;
+        self.waker.wake(&key.id);
         let remembered = match history_hash {
             None => Ok(()),
             Some(hashing) => match hashing.await {
@@ -751,16 +771,24 @@ impl Workflow {
             tracing::error!(%error, change = %change_id, "remembering the password's hash failed");
         }
         drop(password);
-        self.audit(
-            tenant_id,
-            actor,
-            "password.change.applied",
-            &employee.id,
-            json!({"change": change_id, "state": state.as_str(), "delivery": held.id,
-                   "superseded": release.superseded}),
-        )
-        .await;
         Ok(Accepted { change_id, state })
+    }
+}
+
+/// An audit record of a change.
+fn audit_record(
+    tenant_id: &str,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: Value,
+) -> NewAuditRecord {
+    NewAuditRecord {
+        tenant_id: Some(tenant_id.to_string()),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        subject: Some(subject.to_string()),
+        details,
     }
 }
 
