@@ -25,10 +25,11 @@ pub async fn run(quick: bool) -> Section {
             "{pending} deliveries pending in the queue, of which {measured} ({holders} keys × \
              {slots} account slots, each a real envelope sealed to its key) are pulled and \
              acknowledged by 16 concurrent workstation clients through the client API: \
-             `GET …/keys/{{key}}/deliveries` (leases up to 16) and one `POST …/acks` per \
-             delivery carrying the key's signed ack (prepared before the clock starts, so the \
-             keys' own work is not counted; the server verifies each ack with keyproto, marks \
-             the delivery delivered, deletes the ciphertext and writes the audit record). The \
+             `GET …/keys/{{key}}/deliveries` (leases up to 16) and one `POST …/acks` per pull \
+             carrying the key's signed ack of each delivery (as `latchkey agent` does) (prepared before the clock starts, so the \
+             keys' own work is not counted; the server verifies each ack with keyproto, then marks \
+             the pull's deliveries delivered, deletes their ciphertexts and writes their audit \
+             records in one transaction). The \
              other deliveries belong to a key nobody polls: they are the backlog the queries \
              must not slow down on."
         ),
@@ -77,23 +78,35 @@ pub async fn run(quick: bool) -> Section {
                             errors += 1;
                             break;
                         }
-                        for delivery in list {
+                        let mut batch = Vec::with_capacity(list.len());
+                        for delivery in &list {
                             let id = delivery["id"].as_str().unwrap_or_default();
-                            let Some(ack) = acks.get(id) else {
-                                errors += 1;
-                                continue;
-                            };
-                            let answer = http
-                                .post(format!("{url}/api/v1/client/keys/{key_id}/acks"))
-                                .bearer_auth(&token)
-                                .json(&json!({"delivery": id, "ack": ack}))
-                                .send()
-                                .await;
-                            match answer {
-                                Ok(r) if r.status().is_success() => done += 1,
-                                _ => errors += 1,
+                            match acks.get(id) {
+                                Some(ack) => batch.push(json!({"delivery": id, "ack": ack})),
+                                None => errors += 1,
                             }
-                            left -= 1;
+                        }
+                        left = left.saturating_sub(list.len());
+                        let answer = http
+                            .post(format!("{url}/api/v1/client/keys/{key_id}/acks"))
+                            .bearer_auth(&token)
+                            .json(&json!({ "acks": batch }))
+                            .send()
+                            .await;
+                        match answer {
+                            Ok(r) if r.status().is_success() => {
+                                let body: Value = r.json().await.unwrap_or(Value::Null);
+                                for result in
+                                    body["results"].as_array().cloned().unwrap_or_default()
+                                {
+                                    if result["state"] == "delivered" {
+                                        done += 1;
+                                    } else {
+                                        errors += 1;
+                                    }
+                                }
+                            }
+                            _ => errors += list.len(),
                         }
                     }
                 }

@@ -372,30 +372,44 @@ async fn relay(
         if deliveries.is_empty() && once {
             return Ok(());
         }
-        for delivery in deliveries {
+        // The key takes every envelope of this pull; its file is saved before the server hears
+        // of any of them; then one request carries all the acks.
+        let mut key = load_key(key_file)?;
+        let mut acks = Vec::new();
+        for delivery in &deliveries {
             let id = delivery["id"].as_str().unwrap_or_default().to_string();
             let envelope = URL_SAFE_NO_PAD
                 .decode(delivery["envelope"].as_str().unwrap_or_default())
                 .context("a delivery's envelope is not base64url")?;
-            let mut key = load_key(key_file)?;
-            let ack = match key.receive(&envelope, now()) {
-                Ok(ack) => ack,
-                Err(error) => {
-                    eprintln!("the key refused delivery {id}: {error}");
-                    continue;
-                }
-            };
-            // The credential is on the key (its file) before the server hears of it.
-            save_key(&key, key_file)?;
-            client
-                .call(
-                    reqwest::Method::POST,
-                    &format!("/api/v1/client/keys/{serial}/acks"),
-                    Some(token),
-                    Some(json!({"delivery": id, "ack": URL_SAFE_NO_PAD.encode(&ack)})),
-                )
-                .await?;
-            eprintln!("delivered {id} to key {serial} (slot {})", delivery["slot"]);
+            match key.receive(&envelope, now()) {
+                Ok(ack) => acks.push(json!({"delivery": id, "ack": URL_SAFE_NO_PAD.encode(&ack)})),
+                Err(error) => eprintln!("the key refused delivery {id}: {error}"),
+            }
+        }
+        if acks.is_empty() {
+            continue;
+        }
+        save_key(&key, key_file)?;
+        let answer = client
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/client/keys/{serial}/acks"),
+                Some(token),
+                Some(json!({ "acks": acks })),
+            )
+            .await?;
+        for result in answer["results"].as_array().cloned().unwrap_or_default() {
+            match result["state"].as_str() {
+                Some(state) => eprintln!(
+                    "delivered {} to key {serial} ({state})",
+                    result["delivery"].as_str().unwrap_or_default()
+                ),
+                None => eprintln!(
+                    "the server refused the ack of {}: {}",
+                    result["delivery"].as_str().unwrap_or_default(),
+                    result["error"]["detail"].as_str().unwrap_or_default()
+                ),
+            }
         }
     }
 }

@@ -781,6 +781,27 @@ async fn workstations_get_nothing_until_approved_and_a_forged_ack_is_refused() {
         .await;
     assert_eq!(state["delivery"]["state"], "leased", "{state:#}");
 
+    // In a batch, each ack is answered on its own: the forged one refused, nothing delivered.
+    let batch = server
+        .expect(
+            200,
+            "POST",
+            &acks,
+            &ws_token,
+            Some(json!({"acks": [
+                {"delivery": delivery_id, "ack": URL_SAFE_NO_PAD.encode(b"forged in a batch")},
+            ]})),
+        )
+        .await;
+    assert!(
+        batch["results"][0]["error"]["type"] == "ack-refused",
+        "{batch:#}"
+    );
+    let (status, _) = server
+        .call("POST", &acks, &ws_token, Some(json!({"acks": []})))
+        .await;
+    assert_eq!(status, 400, "an empty batch is not an ack");
+
     // The genuine ack: delivered.
     let done = server
         .expect(

@@ -173,13 +173,26 @@ pub async fn deliveries(
     }
 }
 
+/// One ack, or (`acks`) several: a workstation posts what the key answered for the deliveries
+/// of one pull in one request.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
-    delivery: String,
+    delivery: Option<String>,
     /// The key's ack, base64url.
+    ack: Option<String>,
+    acks: Option<Vec<AckItem>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckItem {
+    delivery: String,
     ack: String,
 }
+
+/// The most acks one request may carry.
+const MAX_ACKS: usize = 64;
 
 pub async fn ack(
     State(state): State<AppState>,
@@ -188,62 +201,122 @@ pub async fn ack(
     Body(body): Body<AckBody>,
 ) -> ApiResult<Json<Value>> {
     let workstation = caller.require_approved()?;
-    let key = tenant_key(&state, &workstation.tenant_id, &key).await?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(body.ack.trim_end_matches('='))
-        .map_err(|_| ApiError::field("ack", "must be base64url"))?;
-    let delivery = state
-        .store
-        .delivery(&workstation.tenant_id, &body.delivery)
-        .await?;
-    if delivery.key_id != key.id {
-        return Err(ApiError::not_found("delivery"));
-    }
-    // Verified whatever the delivery's state (the receipt outlives the ciphertext), so a
-    // forged ack is refused even for a delivery that has ended.
-    if let Err(error) = delivery::verify_ack(&delivery, &key, &bytes) {
-        audit(
-            &state,
-            &workstation.tenant_id,
-            &workstation.id,
-            "delivery.ack.refused",
-            json!({"key": key.id, "delivery": delivery.id, "reason": error.to_string()}),
-        )
-        .await;
-        state.metrics.ack("refused");
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "ack-refused",
-            "The ack was refused",
-            format!("{error}; the delivery stays {}", delivery.state),
-        )
-        .with(json!({"delivery": delivery.id, "state": delivery.state.as_str()})));
-    }
-    let delivered = record(
-        &workstation.tenant_id,
-        &workstation.id,
-        "delivery.delivered",
-        json!({"key": key.id, "delivery": delivery.id, "change": delivery.change_id}),
-    );
-    let outcome = state
-        .store
-        .ack_delivery_audited(
-            &workstation.tenant_id,
-            &key.id,
-            &delivery.id,
-            now(),
-            Some(delivered),
-        )
-        .await?;
-    let state_name = match outcome {
-        AckOutcome::Delivered => {
-            state.metrics.ack("delivered");
-            "delivered"
+    let (items, single) = match body {
+        AckBody {
+            delivery: Some(delivery),
+            ack: Some(ack),
+            acks: None,
+        } => (vec![AckItem { delivery, ack }], true),
+        AckBody {
+            delivery: None,
+            ack: None,
+            acks: Some(acks),
+        } if !acks.is_empty() && acks.len() <= MAX_ACKS => (acks, false),
+        AckBody {
+            acks: Some(acks), ..
+        } if acks.len() > MAX_ACKS => {
+            return Err(ApiError::field(
+                "acks",
+                format!("at most {MAX_ACKS} acks per request"),
+            ));
         }
-        AckOutcome::AlreadyDelivered => "delivered",
-        AckOutcome::Ended(other) => other.as_str(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "send {\"delivery\", \"ack\"} for one ack, or {\"acks\": [{\"delivery\", \"ack\"}, ...]}",
+            ));
+        }
     };
-    Ok(Json(json!({"delivery": delivery.id, "state": state_name})))
+    let key = tenant_key(&state, &workstation.tenant_id, &key).await?;
+    let ids: Vec<String> = items.iter().map(|i| i.delivery.clone()).collect();
+    let found = state
+        .store
+        .deliveries_by_ids(&workstation.tenant_id, &ids)
+        .await?;
+    let mut accepted = Vec::new();
+    let mut results: Vec<(String, Result<(), ApiError>)> = Vec::new();
+    for item in &items {
+        let Some(delivery) = found
+            .iter()
+            .find(|d| d.id == item.delivery && d.key_id == key.id)
+        else {
+            results.push((item.delivery.clone(), Err(ApiError::not_found("delivery"))));
+            continue;
+        };
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(item.ack.trim_end_matches('=')) else {
+            results.push((
+                item.delivery.clone(),
+                Err(ApiError::field("ack", "must be base64url")),
+            ));
+            continue;
+        };
+        // Verified whatever the delivery's state (the receipt outlives the ciphertext), so a
+        // forged ack is refused even for a delivery that has ended.
+        match delivery::verify_ack(delivery, &key, &bytes) {
+            Ok(()) => {
+                accepted.push((
+                    delivery.id.clone(),
+                    record(
+                        &workstation.tenant_id,
+                        &workstation.id,
+                        "delivery.delivered",
+                        json!({"key": key.id, "delivery": delivery.id, "change": delivery.change_id}),
+                    ),
+                ));
+                results.push((delivery.id.clone(), Ok(())));
+            }
+            Err(error) => {
+                audit(
+                    &state,
+                    &workstation.tenant_id,
+                    &workstation.id,
+                    "delivery.ack.refused",
+                    json!({"key": key.id, "delivery": delivery.id, "reason": error.to_string()}),
+                )
+                .await;
+                state.metrics.ack("refused");
+                results.push((
+                    delivery.id.clone(),
+                    Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "ack-refused",
+                        "The ack was refused",
+                        format!("{error}; the delivery stays {}", delivery.state),
+                    )
+                    .with(json!({"delivery": delivery.id, "state": delivery.state.as_str()}))),
+                ));
+            }
+        }
+    }
+    let outcomes = state
+        .store
+        .ack_deliveries_audited(&workstation.tenant_id, &key.id, accepted, now())
+        .await?;
+    let state_of = |id: &str| -> &'static str {
+        match outcomes.iter().find(|(d, _)| d == id).map(|(_, o)| *o) {
+            Some(AckOutcome::Delivered) => {
+                state.metrics.ack("delivered");
+                "delivered"
+            }
+            Some(AckOutcome::AlreadyDelivered) => "delivered",
+            Some(AckOutcome::Ended(other)) => other.as_str(),
+            None => "unknown",
+        }
+    };
+    if single {
+        let (id, result) = results.pop().expect("one item");
+        result?;
+        return Ok(Json(json!({"delivery": id, "state": state_of(&id)})));
+    }
+    let answers: Vec<Value> = results
+        .into_iter()
+        .map(|(id, result)| match result {
+            Ok(()) => json!({"delivery": id, "state": state_of(&id)}),
+            Err(error) => json!({"delivery": id, "error": {
+                "status": error.status.as_u16(), "type": error.code, "detail": error.detail,
+            }}),
+        })
+        .collect();
+    Ok(Json(json!({"results": answers})))
 }
 
 #[derive(Deserialize)]

@@ -458,6 +458,82 @@ impl Store {
         }
     }
 
+    /// The deliveries of `tenant_id` among `ids` (those that exist), in one query.
+    pub async fn deliveries_by_ids(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+    ) -> Result<Vec<Delivery>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(tenant_id);
+        for id in ids {
+            query = query.bind(id);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await
+            .db()?
+            .iter()
+            .map(delivery)
+            .collect()
+    }
+
+    /// Records the key's verified acks of several deliveries of key `key_id` in one
+    /// transaction, each delivered one with its audit record; the outcome of each, in order.
+    pub async fn ack_deliveries_audited(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+        acks: Vec<(String, NewAuditRecord)>,
+        now: UnixTime,
+    ) -> Result<Vec<(String, AckOutcome)>, StoreError> {
+        let mut tx = self.write().await?;
+        let mut outcomes = Vec::with_capacity(acks.len());
+        for (id, record) in acks {
+            let done = sqlx::query(
+                "UPDATE deliveries SET state = 'delivered', ciphertext = NULL, \
+                 lease_expires_at = NULL, finished_at = $4 WHERE tenant_id = $1 AND key_id = $2 \
+                 AND id = $3 AND state IN ('pending', 'leased')",
+            )
+            .bind(tenant_id)
+            .bind(key_id)
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            let outcome = if done.rows_affected() == 1 {
+                audit::append_in(&mut tx, record, now).await?;
+                AckOutcome::Delivered
+            } else {
+                let state: Option<String> = sqlx::query_scalar(
+                    "SELECT state FROM deliveries WHERE tenant_id = $1 AND key_id = $2 AND id = $3",
+                )
+                .bind(tenant_id)
+                .bind(key_id)
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+                match state.as_deref().and_then(DeliveryState::parse) {
+                    Some(DeliveryState::Delivered) => AckOutcome::AlreadyDelivered,
+                    Some(other) => AckOutcome::Ended(other),
+                    None => return Err(StoreError::NotFound("delivery")),
+                }
+            };
+            outcomes.push((id, outcome));
+        }
+        tx.commit().await.db()?;
+        Ok(outcomes)
+    }
+
     /// Returns leases that expired by `now` to pending, on every tenant; how many.
     pub async fn expire_leases(&self, now: UnixTime) -> Result<u64, StoreError> {
         let done = sqlx::query(
