@@ -381,9 +381,11 @@ async fn three_replicas_deliver_every_change_exactly_once_and_survive_losing_one
         .await;
     let mut per_delivery: HashMap<String, usize> = HashMap::new();
     for record in audit["records"].as_array().unwrap() {
-        *per_delivery
-            .entry(record["details"]["delivery"].as_str().unwrap().to_string())
-            .or_default() += 1;
+        for delivery in record["details"]["deliveries"].as_array().unwrap() {
+            *per_delivery
+                .entry(delivery.as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
     }
     assert!(
         per_delivery.len() >= accepted.len(),

@@ -253,15 +253,7 @@ pub async fn ack(
         // forged ack is refused even for a delivery that has ended.
         match delivery::verify_ack(delivery, &key, &bytes) {
             Ok(()) => {
-                accepted.push((
-                    delivery.id.clone(),
-                    record(
-                        &workstation.tenant_id,
-                        &workstation.id,
-                        "delivery.delivered",
-                        json!({"key": key.id, "delivery": delivery.id, "change": delivery.change_id}),
-                    ),
-                ));
+                accepted.push(delivery.id.clone());
                 results.push((delivery.id.clone(), Ok(())));
             }
             Err(error) => {
@@ -287,9 +279,34 @@ pub async fn ack(
             }
         }
     }
+    // One audit record for the deliveries this request delivered (with their changes).
+    let changes_of = |ids: &[String]| -> Vec<Option<String>> {
+        ids.iter()
+            .map(|id| {
+                found
+                    .iter()
+                    .find(|d| &d.id == id)
+                    .and_then(|d| d.change_id.clone())
+            })
+            .collect()
+    };
+    let delivered_record = |ids: &[String]| {
+        record(
+            &workstation.tenant_id,
+            &workstation.id,
+            "delivery.delivered",
+            json!({"key": key.id, "deliveries": ids, "changes": changes_of(ids)}),
+        )
+    };
     let outcomes = state
         .store
-        .ack_deliveries_audited(&workstation.tenant_id, &key.id, accepted, now())
+        .ack_deliveries_audited(
+            &workstation.tenant_id,
+            &key.id,
+            &accepted,
+            delivered_record,
+            now(),
+        )
         .await?;
     let state_of = |id: &str| -> &'static str {
         match outcomes.iter().find(|(d, _)| d == id).map(|(_, o)| *o) {

@@ -485,53 +485,72 @@ impl Store {
             .collect()
     }
 
-    /// Records the key's verified acks of several deliveries of key `key_id` in one
-    /// transaction, each delivered one with its audit record; the outcome of each, in order.
+    /// Records the key's verified acks of deliveries `ids` of key `key_id` in one transaction:
+    /// those pending or leased become delivered (ciphertext deleted) and `audit(delivered)`
+    /// records them in one audit record; the outcome of each id, in order.
     pub async fn ack_deliveries_audited(
         &self,
         tenant_id: &str,
         key_id: &str,
-        acks: Vec<(String, NewAuditRecord)>,
+        ids: &[String],
+        audit: impl FnOnce(&[String]) -> NewAuditRecord,
         now: UnixTime,
     ) -> Result<Vec<(String, AckOutcome)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
+        let list = list.join(", ");
         let mut tx = self.write().await?;
-        let mut outcomes = Vec::with_capacity(acks.len());
-        for (id, record) in acks {
-            let done = sqlx::query(
-                "UPDATE deliveries SET state = 'delivered', ciphertext = NULL, \
-                 lease_expires_at = NULL, finished_at = $4 WHERE tenant_id = $1 AND key_id = $2 \
-                 AND id = $3 AND state IN ('pending', 'leased')",
-            )
+        let update_sql = format!(
+            "UPDATE deliveries SET state = 'delivered', ciphertext = NULL, \
+             lease_expires_at = NULL, finished_at = $3 WHERE tenant_id = $1 AND key_id = $2 \
+             AND id IN ({list}) AND state IN ('pending', 'leased') RETURNING id"
+        );
+        let mut update = sqlx::query_scalar::<_, String>(&update_sql)
             .bind(tenant_id)
             .bind(key_id)
-            .bind(&id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .db()?;
-            let outcome = if done.rows_affected() == 1 {
-                audit::append_in(&mut tx, record, now).await?;
-                AckOutcome::Delivered
-            } else {
-                let state: Option<String> = sqlx::query_scalar(
-                    "SELECT state FROM deliveries WHERE tenant_id = $1 AND key_id = $2 AND id = $3",
-                )
-                .bind(tenant_id)
-                .bind(key_id)
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await
-                .db()?;
-                match state.as_deref().and_then(DeliveryState::parse) {
-                    Some(DeliveryState::Delivered) => AckOutcome::AlreadyDelivered,
-                    Some(other) => AckOutcome::Ended(other),
-                    None => return Err(StoreError::NotFound("delivery")),
-                }
-            };
-            outcomes.push((id, outcome));
+            .bind(now);
+        for id in ids {
+            update = update.bind(id);
+        }
+        let delivered: Vec<String> = update.fetch_all(&mut *tx).await.db()?;
+        let mut states = std::collections::HashMap::new();
+        if delivered.len() < ids.len() {
+            let others: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+            let select_sql = format!(
+                "SELECT id, state FROM deliveries WHERE tenant_id = $1 AND key_id = $2 \
+                 AND id IN ({})",
+                others.join(", ")
+            );
+            let mut select = sqlx::query(&select_sql).bind(tenant_id).bind(key_id);
+            for id in ids {
+                select = select.bind(id);
+            }
+            for row in select.fetch_all(&mut *tx).await.db()? {
+                let id: String = row.try_get("id").db()?;
+                let state: String = row.try_get("state").db()?;
+                states.insert(id, state);
+            }
+        }
+        if !delivered.is_empty() {
+            audit::append_in(&mut tx, audit(&delivered), now).await?;
         }
         tx.commit().await.db()?;
-        Ok(outcomes)
+        ids.iter()
+            .map(|id| {
+                let outcome = if delivered.contains(id) {
+                    AckOutcome::Delivered
+                } else {
+                    match states.get(id).and_then(|s| DeliveryState::parse(s)) {
+                        Some(DeliveryState::Delivered) => AckOutcome::AlreadyDelivered,
+                        Some(other) => AckOutcome::Ended(other),
+                        None => return Err(StoreError::NotFound("delivery")),
+                    }
+                };
+                Ok((id.clone(), outcome))
+            })
+            .collect()
     }
 
     /// Returns leases that expired by `now` to pending, on every tenant; how many.
