@@ -139,6 +139,15 @@ pub async fn run(quick: bool) -> Section {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    section.finding(
+        "What limits it: per delivery, the server verifies the key's Ed25519 ack (~90 µs, the \
+         single largest cost) and the clients, in the same process on the same two cores, decode \
+         and re-encode the envelopes and acks; per pull of up to 16, two requests and two write \
+         transactions (the lease with its audit record, the acks with theirs — each audit \
+         append takes the chain's head, so they serialize). Measured before batching: one \
+         request, one transaction and one audit record per ack gave 1,158/s (SQLite) and 874/s \
+         (PostgreSQL).",
+    );
     section
 }
 
