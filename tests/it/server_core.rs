@@ -706,6 +706,27 @@ async fn workstations_get_nothing_until_approved_and_a_forged_ack_is_refused() {
         )
         .await;
 
+    // A forged ack for the delivery before anyone pulled it: refused, and it stays pending.
+    let status_path = format!("/api/v1/tenants/{}/password-changes/{change_id}", t.id);
+    let before = server
+        .expect(200, "GET", &status_path, &t.token, None)
+        .await;
+    assert_eq!(before["delivery"]["state"], "pending");
+    let pending_id = before["delivery"]["id"].as_str().unwrap().to_string();
+    let (status, problem) = server
+        .call(
+            "POST",
+            &format!("/api/v1/client/keys/{key_id}/acks"),
+            &ws_token,
+            Some(json!({"delivery": pending_id, "ack": URL_SAFE_NO_PAD.encode([7u8; 178])})),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem:#}");
+    let after = server
+        .expect(200, "GET", &status_path, &t.token, None)
+        .await;
+    assert_eq!(after["delivery"]["state"], "pending", "{after:#}");
+
     // Another tenant's key (and this tenant's admin approving another tenant's workstation): 404.
     let foreign = server
         .expect(201, "POST", &format!("/api/v1/tenants/{}/keys", other.id), &other.token, Some(json!({
