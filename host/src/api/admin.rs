@@ -117,13 +117,7 @@ async fn audit(
     subject: Option<&str>,
     details: Value,
 ) {
-    let record = NewAuditRecord {
-        tenant_id: tenant.map(str::to_string),
-        actor: caller.id().to_string(),
-        action: action.to_string(),
-        subject: subject.map(str::to_string),
-        details,
-    };
+    let record = NewAuditRecord::new(tenant, caller.id(), action, subject, details);
     if let Err(error) = state.store.append_audit(record, now()).await {
         tracing::error!(%error, action, "writing the audit record failed");
     }

@@ -78,16 +78,17 @@ pub async fn me(caller: WorkstationCaller) -> Json<Value> {
 
 /// An audit record by workstation `workstation` of `tenant`.
 fn record(tenant: &str, workstation: &str, action: &str, details: Value) -> NewAuditRecord {
-    NewAuditRecord {
-        tenant_id: Some(tenant.to_string()),
-        actor: format!("workstation:{workstation}"),
-        action: action.to_string(),
-        subject: details
-            .get("key")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+    let key = details
+        .get("key")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    NewAuditRecord::new(
+        Some(tenant),
+        &format!("workstation:{workstation}"),
+        action,
+        key.as_deref(),
         details,
-    }
+    )
 }
 
 async fn audit(state: &AppState, tenant: &str, workstation: &str, action: &str, details: Value) {

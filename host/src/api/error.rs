@@ -150,7 +150,9 @@ impl From<StoreError> for ApiError {
                 format!("key {key} is {status}: {refusal}"),
             )
             .with(json!({"precondition": "key-status", "key": key, "key_status": status.as_str()})),
-            StoreError::WrongState { .. } => ApiError::conflict(error.to_string()),
+            StoreError::WrongState { .. } | StoreError::SequenceTaken => {
+                ApiError::conflict(error.to_string())
+            }
             StoreError::Invalid(message) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-field",

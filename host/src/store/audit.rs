@@ -31,6 +31,25 @@ pub struct NewAuditRecord {
     pub details: serde_json::Value,
 }
 
+impl NewAuditRecord {
+    /// A record of `tenant_id`'s `actor` doing `action` to `subject`.
+    pub fn new(
+        tenant_id: Option<&str>,
+        actor: &str,
+        action: &str,
+        subject: Option<&str>,
+        details: serde_json::Value,
+    ) -> NewAuditRecord {
+        NewAuditRecord {
+            tenant_id: tenant_id.map(str::to_string),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            subject: subject.map(str::to_string),
+            details,
+        }
+    }
+}
+
 /// A record of the chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {

@@ -174,6 +174,32 @@ fn change(row: &AnyRow) -> Result<PasswordChange, StoreError> {
     })
 }
 
+/// The one statement that moves a change: only an unfinished change moves, and a final state
+/// stamps `finished_at`. Fetches the changed row (none when the change was final already).
+fn set_state<'q>(
+    tenant_id: &'q str,
+    id: &'q str,
+    state: ChangeState,
+    failure: Option<&'q str>,
+    now: UnixTime,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(SET_STATE.as_str())
+        .bind(tenant_id)
+        .bind(id)
+        .bind(state.as_str())
+        .bind(failure)
+        .bind(now)
+        .bind(state.is_final().then_some(now))
+}
+
+static SET_STATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE password_changes SET state = $3, failure = COALESCE($4, failure), \
+         updated_at = $5, finished_at = $6 \
+         WHERE tenant_id = $1 AND id = $2 AND state IN ('held', 'applying') RETURNING {COLUMNS}"
+    )
+});
+
 impl Store {
     /// Records a change of `tenant_id` in state Held together with its held delivery, in one
     /// transaction. The key must belong to the employee and allow a new password; a second
@@ -232,10 +258,7 @@ impl Store {
         .await
         .db()?;
         if new.sequence <= last.unwrap_or(0) {
-            return Err(StoreError::Conflict(
-                "another password change for this key and account was sealed meanwhile; retry"
-                    .into(),
-            ));
+            return Err(StoreError::SequenceTaken);
         }
         let change_id = new_id();
         let row = sqlx::query(&format!(
@@ -382,22 +405,10 @@ impl Store {
         failure: Option<&str>,
         now: UnixTime,
     ) -> Result<PasswordChange, StoreError> {
-        let finished = state.is_final().then_some(now);
-        let row = sqlx::query(&format!(
-            "UPDATE password_changes SET state = $3, failure = COALESCE($4, failure), \
-             updated_at = $5, finished_at = $6 \
-             WHERE tenant_id = $1 AND id = $2 AND state IN ('held', 'applying') \
-             RETURNING {COLUMNS}"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .bind(state.as_str())
-        .bind(failure)
-        .bind(now)
-        .bind(finished)
-        .fetch_optional(&self.pool)
-        .await
-        .db()?;
+        let row = set_state(tenant_id, id, state, failure, now)
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
         match row {
             Some(row) => change(&row),
             None => {
@@ -430,26 +441,16 @@ impl Store {
         let release = self
             .release_in(&mut tx, tenant_id, delivery_id, now)
             .await?;
-        let row = sqlx::query(&format!(
-            "UPDATE password_changes SET state = $3, failure = COALESCE($4, failure), \
-             updated_at = $5, finished_at = $5 \
-             WHERE tenant_id = $1 AND id = $2 AND state IN ('held', 'applying') \
-             RETURNING {COLUMNS}"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .bind(state.as_str())
-        .bind(failure)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?
-        .ok_or_else(|| StoreError::WrongState {
-            what: "password change",
-            id: id.to_string(),
-            state: "final".into(),
-            expected: "a finished change does not change state",
-        })?;
+        let row = set_state(tenant_id, id, state, failure, now)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?
+            .ok_or_else(|| StoreError::WrongState {
+                what: "password change",
+                id: id.to_string(),
+                state: "final".into(),
+                expected: "a finished change does not change state",
+            })?;
         super::audit::append_in(&mut tx, audit(&release), now).await?;
         tx.commit().await.db()?;
         Ok((change(&row)?, release))

@@ -408,21 +408,6 @@ impl Store {
         id: &str,
         now: UnixTime,
     ) -> Result<AckOutcome, StoreError> {
-        self.ack_delivery_audited(tenant_id, key_id, id, now, None)
-            .await
-    }
-
-    /// [`Store::ack_delivery`], appending `audit` to the audit chain in the same transaction
-    /// when (and only when) the delivery becomes delivered.
-    pub async fn ack_delivery_audited(
-        &self,
-        tenant_id: &str,
-        key_id: &str,
-        id: &str,
-        now: UnixTime,
-        audit: Option<NewAuditRecord>,
-    ) -> Result<AckOutcome, StoreError> {
-        let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE deliveries SET state = 'delivered', ciphertext = NULL, \
              lease_expires_at = NULL, finished_at = $4 \
@@ -432,17 +417,12 @@ impl Store {
         .bind(key_id)
         .bind(id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .db()?;
         if done.rows_affected() == 1 {
-            if let Some(record) = audit {
-                audit::append_in(&mut tx, record, now).await?;
-            }
-            tx.commit().await.db()?;
             return Ok(AckOutcome::Delivered);
         }
-        drop(tx);
         let current = self.delivery(tenant_id, id).await?;
         if current.key_id != key_id {
             return Err(StoreError::NotFound("delivery"));

@@ -19,6 +19,10 @@ pub enum StoreError {
     /// second delivery in flight for one key and account slot, ...).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Another envelope for the same key and account slot was sealed with this sequence number
+    /// or a higher one meanwhile: seal again with the next one.
+    #[error("another password change for this key and account was sealed meanwhile; retry")]
+    SequenceTaken,
     /// The key's status does not allow what was asked.
     #[error("key {key} is {status}: {refusal}")]
     KeyRefused {

@@ -390,13 +390,7 @@ impl Workflow {
         subject: &str,
         details: Value,
     ) {
-        let record = NewAuditRecord {
-            tenant_id: Some(tenant_id.to_string()),
-            actor: actor.to_string(),
-            action: action.to_string(),
-            subject: Some(subject.to_string()),
-            details,
-        };
+        let record = audit_record(tenant_id, actor, action, subject, details);
         if let Err(error) = self.store.append_audit(record, now()).await {
             tracing::error!(%error, action, "writing the audit record failed");
         }
@@ -575,10 +569,10 @@ impl Workflow {
                 .await
             {
                 Ok(begun) => break begun,
-                Err(StoreError::Conflict(message)) if message.contains("retry") && attempt < 3 => {
+                Err(StoreError::SequenceTaken) if attempt < 3 => {
                     attempt += 1;
                 }
-                Err(StoreError::Conflict(_)) => {
+                Err(StoreError::Conflict(_) | StoreError::SequenceTaken) => {
                     return Err(ChangeError::Precondition(Precondition::ChangeInFlight));
                 }
                 Err(other) => return Err(other.into()),
@@ -783,13 +777,7 @@ fn audit_record(
     subject: &str,
     details: Value,
 ) -> NewAuditRecord {
-    NewAuditRecord {
-        tenant_id: Some(tenant_id.to_string()),
-        actor: actor.to_string(),
-        action: action.to_string(),
-        subject: Some(subject.to_string()),
-        details,
-    }
+    NewAuditRecord::new(Some(tenant_id), actor, action, Some(subject), details)
 }
 
 /// How the primary sets the password.

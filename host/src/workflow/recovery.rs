@@ -123,14 +123,14 @@ impl Workflow {
         }
         self.store
             .append_audit(
-                NewAuditRecord {
-                    tenant_id: Some(tenant_id.to_string()),
-                    actor: "system".into(),
-                    action: "password.change.recovered".into(),
-                    subject: Some(employee.id.clone()),
-                    details: json!({"change": change.id, "directory_changed": directory_has_it,
-                                    "was": change.state.as_str()}),
-                },
+                NewAuditRecord::new(
+                    Some(tenant_id),
+                    "system",
+                    "password.change.recovered",
+                    Some(&employee.id),
+                    json!({"change": change.id, "directory_changed": directory_has_it,
+                           "was": change.state.as_str()}),
+                ),
                 at,
             )
             .await?;
