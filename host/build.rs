@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (crate name, component file name)
-const BUNDLED: &[(&str, &str)] = &[("ad-ldap", "ad_ldap.wasm")];
+const BUNDLED: &[(&str, &str)] = &[("ad-ldap", "ad_ldap.wasm"), ("azure-ad", "azure_ad.wasm")];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
@@ -38,7 +38,7 @@ fn main() {
         if let Err(error) = std::fs::copy(&from, out_dir.join(file)) {
             panic!(
                 "the bundled plugin {} is missing ({error}); build the plugins with `cargo build \
-                 --target wasm32-wasip2 --release -p ad-ldap`, or unset LATCHKEY_BUNDLED_PLUGINS",
+                 --target wasm32-wasip2 --release -p ad-ldap -p azure-ad`, or unset LATCHKEY_BUNDLED_PLUGINS",
                 from.display()
             );
         }

@@ -106,7 +106,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 60, env = "LATCHKEY_LEASE_SECONDS")]
     lease_seconds: i64,
     /// How often background work runs (expiring leases and envelopes, recovering interrupted
-    /// changes), seconds.
+    /// changes, verifying that directory sync carried changes), seconds.
     #[arg(long, default_value_t = 30, env = "LATCHKEY_SWEEP_SECONDS")]
     sweep_seconds: u64,
     /// How long a change may stay unfinished before another replica treats it as interrupted
@@ -411,8 +411,9 @@ async fn bootstrap_operator(store: &Store) -> anyhow::Result<()> {
 }
 
 /// Every `--sweep-seconds`, on one replica of the cluster at a time (an advisory lock on
-/// PostgreSQL): expired leases back to pending, envelopes past their not-after expired, and
-/// interrupted changes resolved (those untouched for `--recovery-grace-seconds`).
+/// PostgreSQL): expired leases back to pending, envelopes past their not-after expired,
+/// interrupted changes resolved (those untouched for `--recovery-grace-seconds`), and the due
+/// sync checks made (`workflow::sync`).
 fn spawn_sweeper(workflow: crate::workflow::Workflow, every: std::time::Duration, grace: i64) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -449,6 +450,7 @@ pub async fn sweep(workflow: &crate::workflow::Workflow, grace: i64) {
         Err(error) => tracing::warn!(%error, "sweeper: expiring deliveries failed"),
     }
     workflow.recover(now - grace).await;
+    workflow.verify_syncs(now).await;
     lock.release().await;
 }
 

@@ -25,6 +25,7 @@ mod history;
 mod keys;
 mod principals;
 mod signing;
+mod sync;
 mod tenants;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -43,6 +44,7 @@ pub use error::{DatabaseError, KeyRefusal, StoreError};
 pub use history::MAX_PASSWORD_HISTORY_LENGTH;
 pub use keys::{Key, KeyStatus, NewKey};
 pub use principals::{Principal, PrincipalKind, Role};
+pub use sync::{NewSyncCheck, SyncCheck, SyncState};
 pub use tenants::Tenant;
 pub use tokens::Issued;
 pub use workstations::{Workstation, WorkstationStatus};

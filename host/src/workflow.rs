@@ -1,5 +1,6 @@
 //! `workflow`: the password-change workflow — the state machine from the admin's request to a
-//! released delivery (`change`), resolving changes a crash interrupted (`recovery`), a
+//! released delivery (`change`), resolving changes a crash interrupted (`recovery`), verifying that a directory's own sync
+//! carried a change (`sync`), a
 //! tenant's connectors as running instances (`connectors`), and its pure parts: what a
 //! password must satisfy (the merged policy of every enabled connector, `policy`), the admin's
 //! typed input (`manual`), drawing a password that satisfies the policy (`generator`),
@@ -20,6 +21,7 @@ pub mod history;
 pub mod manual;
 pub mod policy;
 pub mod recovery;
+pub mod sync;
 
 pub use change::{
     Accepted, Candidate, ChangeError, ConnectorViolation, Precondition, ResetRequest, Workflow,

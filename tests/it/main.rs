@@ -3,6 +3,8 @@
 mod ad_ldap;
 mod cache;
 mod capabilities;
+mod graph;
+mod hybrid;
 mod packages;
 mod replicas;
 mod sandbox;

@@ -25,16 +25,16 @@ use latchkey_tests::server::{Db, Server, agent, agent_with_input, sqlite_files, 
 use serde_json::{Value, json};
 
 /// A tenant with the AD connector (primary, the delegated service account) and an admin.
-struct Tenant {
-    id: String,
+pub(crate) struct Tenant {
+    pub(crate) id: String,
     /// The admin with the role the test asked for (resets).
-    token: String,
+    pub(crate) token: String,
     /// The tenant's owner (set-up).
-    owner: String,
-    connector: String,
+    pub(crate) owner: String,
+    pub(crate) connector: String,
 }
 
-async fn tenant_with_ad(server: &Server, name: &str, role: &str) -> Tenant {
+pub(crate) async fn tenant_with_ad(server: &Server, name: &str, role: &str) -> Tenant {
     let (id, owner) = server.tenant_with_admin(name, "owner").await;
     let token = owner.clone();
     let dc = dc();
@@ -83,7 +83,7 @@ async fn tenant_with_ad(server: &Server, name: &str, role: &str) -> Tenant {
     }
 }
 
-async fn add_employee(server: &Server, t: &Tenant, user: &TestUser) -> String {
+pub(crate) async fn add_employee(server: &Server, t: &Tenant, user: &TestUser) -> String {
     let employee = server
         .expect(
             201,
@@ -99,7 +99,7 @@ async fn add_employee(server: &Server, t: &Tenant, user: &TestUser) -> String {
 
 /// A software key made by `latchkey agent init`, registered and (when `status` is given) set to
 /// that status and assigned to `employee`. Returns (key id, key file).
-async fn register_key(
+pub(crate) async fn register_key(
     server: &Server,
     t: &Tenant,
     dir: &std::path::Path,
@@ -135,7 +135,7 @@ async fn register_key(
     (id, key_file)
 }
 
-async fn enrollment_code(server: &Server, t: &Tenant) -> String {
+pub(crate) async fn enrollment_code(server: &Server, t: &Tenant) -> String {
     let code = server
         .expect(
             201,
@@ -149,7 +149,7 @@ async fn enrollment_code(server: &Server, t: &Tenant) -> String {
 }
 
 /// Runs `latchkey agent run --once` while approving its workstation as soon as it enrolls.
-async fn agent_run_once_with_approval(
+pub(crate) async fn agent_run_once_with_approval(
     server: &Server,
     t: &Tenant,
     key_file: &std::path::Path,

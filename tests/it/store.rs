@@ -11,7 +11,8 @@ use latchkey::capabilities::secrets::Secrets;
 use latchkey::store::{
     AckOutcome, AuditProblem, Backend, ChangeMode, ChangeState, ConnectorRole, DeliveryState,
     Employee, Key, KeyRefusal, KeyStatus, MasterKey, NewAuditRecord, NewChange, NewConnector,
-    NewEmployee, NewKey, Role, Store, StoreError, Tenant, WorkstationStatus,
+    NewEmployee, NewKey, NewSyncCheck, Role, Store, StoreError, SyncState, Tenant,
+    WorkstationStatus,
 };
 use latchkey_tests::databases::tenant_with_connector;
 use latchkey_tests::store_test;
@@ -926,3 +927,130 @@ store_test!(audit_chain_names_out_of_order_and_truncated_records, |db| {
     );
     tail.close().await;
 });
+
+store_test!(
+    sync_checks_are_due_settled_once_and_rewrite_the_outcome,
+    |db| {
+        let store = &db.store;
+        let f = fixture(store, "sync").await;
+        let t = &f.tenant.id;
+        let (change, _) = store
+            .begin_change(t, change(&f, "alice", b"e"), NOW)
+            .await
+            .unwrap();
+        store
+            .record_change_outcome(
+                t,
+                &change.id,
+                "entra",
+                json!({"ok": true, "status": "awaiting-sync", "steps": []}),
+                NOW,
+            )
+            .await
+            .unwrap();
+        store
+            .add_sync_check(NewSyncCheck {
+                change_id: change.id.clone(),
+                connector_id: "entra".into(),
+                tenant_id: t.clone(),
+                account: json!({"id": "obj-1", "username": "alice"}),
+                since: NOW,
+                deadline: NOW + 60,
+                watch_until: NOW + 600,
+                next_check_at: NOW + 1,
+            })
+            .await
+            .unwrap();
+        // Not due before its time, due after; a second check of the same outcome is refused.
+        assert!(store.due_sync_checks(NOW, 10).await.unwrap().is_empty());
+        let due = store.due_sync_checks(NOW + 1, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        let check = &due[0];
+        assert_eq!(
+            (check.state, check.checks, check.account["id"].as_str()),
+            (SyncState::Awaiting, 0, Some("obj-1"))
+        );
+        assert!(
+            store
+                .add_sync_check(NewSyncCheck {
+                    change_id: change.id.clone(),
+                    connector_id: "entra".into(),
+                    tenant_id: t.clone(),
+                    account: json!({}),
+                    since: NOW,
+                    deadline: NOW,
+                    watch_until: NOW,
+                    next_check_at: NOW,
+                })
+                .await
+                .is_err()
+        );
+
+        store
+            .reschedule_sync_check(check, NOW + 5, Some("Graph is busy"))
+            .await
+            .unwrap();
+        assert!(store.due_sync_checks(NOW + 4, 10).await.unwrap().is_empty());
+        let check = store.due_sync_checks(NOW + 5, 10).await.unwrap().remove(0);
+        assert_eq!(check.checks, 1);
+        assert_eq!(check.last_error.as_deref(), Some("Graph is busy"));
+
+        let audit = || {
+            NewAuditRecord::new(
+                Some(t.as_str()),
+                "latchkey",
+                "password.change.synced",
+                Some(change.id.as_str()),
+                json!({"change": change.id}),
+            )
+        };
+        let moved = store
+            .settle_sync_check(
+                &check,
+                SyncState::Synced,
+                Some(NOW + 7),
+                NOW + 7,
+                |o| o["status"] = json!("synced"),
+                audit(),
+                NOW + 7,
+            )
+            .await
+            .unwrap();
+        assert!(moved);
+        // A sweep that read the same check before it moved does not move it again.
+        let again = store
+            .settle_sync_check(
+                &check,
+                SyncState::Overdue,
+                None,
+                NOW + 8,
+                |o| o["status"] = json!("sync-overdue"),
+                audit(),
+                NOW + 8,
+            )
+            .await
+            .unwrap();
+        assert!(!again);
+        let change = store.password_change(t, &change.id).await.unwrap();
+        assert_eq!(change.outcomes["entra"]["status"], "synced");
+        assert_eq!(change.outcomes["entra"]["ok"], true, "the rest is kept");
+        let checks = store.sync_checks_of_change(t, &change.id).await.unwrap();
+        assert_eq!(
+            (checks[0].state, checks[0].synced_at),
+            (SyncState::Synced, Some(NOW + 7))
+        );
+        assert!(
+            store
+                .due_sync_checks(NOW + 100, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let synced = store
+            .audit_records_matching(t, 0, 100, Some("password.change.synced"))
+            .await
+            .unwrap();
+        assert_eq!(synced.len(), 1, "one record for one move");
+        assert!(store.verify_audit().await.unwrap().problem.is_none());
+    }
+);

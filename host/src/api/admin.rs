@@ -96,7 +96,8 @@ fn change_json(c: &PasswordChange, delivery: Option<&Delivery>) -> Value {
     json!({
         "id": c.id, "employee": c.employee_id, "key": c.key_id, "actor": c.actor,
         "mode": c.mode.as_str(), "options": c.options, "state": c.state.as_str(),
-        "connectors": c.outcomes, "failure": c.failure, "started_at": c.started_at,
+        "connectors": c.outcomes, "sync": crate::workflow::sync::summary(&c.outcomes),
+        "failure": c.failure, "started_at": c.started_at,
         "updated_at": c.updated_at, "finished_at": c.finished_at,
         "delivery": delivery.map(delivery_json),
     })

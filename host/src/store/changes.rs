@@ -369,30 +369,12 @@ impl Store {
         now: UnixTime,
     ) -> Result<PasswordChange, StoreError> {
         let mut tx = self.write().await?;
-        let current = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM password_changes WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?
-        .ok_or(StoreError::NotFound("password change"))?;
-        let mut outcomes = change(&current)?.outcomes;
-        outcomes.insert(connector_id.to_string(), outcome);
-        let row = sqlx::query(&format!(
-            "UPDATE password_changes SET outcomes = $3, updated_at = $4 \
-             WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .bind(serde_json::Value::Object(outcomes).to_string())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .db()?;
+        let change = update_outcome_in(&mut tx, tenant_id, id, connector_id, now, |slot| {
+            *slot = outcome
+        })
+        .await?;
         tx.commit().await.db()?;
-        change(&row)
+        Ok(change)
     }
 
     /// Moves change `id` to `state` (with `failure` when it failed). A final change does not
@@ -481,4 +463,43 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Applies `update` to connector `connector_id`'s outcome of change `id` (null when it has
+/// none yet) inside `tx`.
+pub(super) async fn update_outcome_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant_id: &str,
+    id: &str,
+    connector_id: &str,
+    now: UnixTime,
+    update: impl FnOnce(&mut serde_json::Value),
+) -> Result<PasswordChange, StoreError> {
+    let current = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM password_changes WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .db()?
+    .ok_or(StoreError::NotFound("password change"))?;
+    let mut outcomes = change(&current)?.outcomes;
+    update(
+        outcomes
+            .entry(connector_id.to_string())
+            .or_insert(serde_json::Value::Null),
+    );
+    let row = sqlx::query(&format!(
+        "UPDATE password_changes SET outcomes = $3, updated_at = $4 \
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(serde_json::Value::Object(outcomes).to_string())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await
+    .db()?;
+    change(&row)
 }

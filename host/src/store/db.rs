@@ -259,6 +259,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_server_core.sql"),
         include_str!("../../migrations/postgres/0003_server_core.sql"),
     ),
+    (
+        4,
+        "sync checks",
+        include_str!("../../migrations/sqlite/0004_sync_checks.sql"),
+        include_str!("../../migrations/postgres/0004_sync_checks.sql"),
+    ),
 ];
 
 type BoxDynError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -32,7 +32,9 @@ use super::history::{self, HistoryError};
 use super::manual::{self, ManualInputError};
 use super::policy::{self, ConnectorPolicy, PolicyError};
 use crate::delivery::{self, Waker};
-use crate::runtime::wit::types::{Account, AccountQuery, MatchMode, SetOptions, Violation};
+use crate::runtime::wit::types::{
+    Account, AccountQuery, ConnectorError, ErrorInfo, MatchMode, SetOptions, SetStatus, Violation,
+};
 use crate::runtime::{CallError, PluginError};
 use crate::store::{
     ChangeMode, ChangeState, Delivery, Employee, Key, KeyStatus, NewAuditRecord, NewChange,
@@ -613,6 +615,23 @@ impl Workflow {
                     .await
             }
         };
+        // A primary that only waits for sync did not take the password: nothing would.
+        let result = match result {
+            Ok(outcome) if matches!(outcome.status, SetStatus::AwaitingSync) => Err(
+                CallError::Connector(ConnectorError::InvalidConfig(ErrorInfo {
+                    message: format!(
+                        "this account is mastered in another directory and reaches {} by sync, \
+                         so the primary connector cannot set its password: make the directory \
+                         the account is mastered in (on-premises Active Directory) the primary \
+                         connector and {} a secondary one",
+                        primary.name(),
+                        primary.name()
+                    ),
+                    directory_text: None,
+                })),
+            ),
+            other => other,
+        };
         match result {
             Ok(outcome) => {
                 self.store
@@ -680,6 +699,7 @@ impl Workflow {
         // Secondaries, in order: the password is set in the primary already, so a failure here
         // is reported, not undone.
         let mut all_applied = true;
+        let mut awaiting_sync = Vec::new();
         for target in &targets[1..] {
             let outcome = match &target.account {
                 None => {
@@ -703,7 +723,20 @@ impl Workflow {
                         .set_password(account, &password, options)
                         .await
                     {
-                        Ok(outcome) => describe::set_outcome(&outcome),
+                        Ok(outcome) => {
+                            if matches!(outcome.status, SetStatus::AwaitingSync) {
+                                awaiting_sync.push(target.name().to_string());
+                                self.watch_sync(
+                                    &change_id,
+                                    &target.connector,
+                                    account,
+                                    change.started_at,
+                                    now(),
+                                )
+                                .await;
+                            }
+                            describe::set_outcome(&outcome)
+                        }
                         Err(error) => {
                             all_applied = false;
                             let (mut detail, _) = describe::call_error(&error);
@@ -735,7 +768,7 @@ impl Workflow {
                 "password.change.applied",
                 &employee.id,
                 json!({"change": change_id, "state": state.as_str(), "delivery": held.id,
-                       "superseded": release.superseded}),
+                       "superseded": release.superseded, "awaiting_sync": awaiting_sync}),
             )
         };
         self.store

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::capabilities::graph;
 use crate::capabilities::ldap::{self, ConnectorTags};
 use crate::capabilities::{Capability, CapabilitySet};
 use crate::runtime::{ConnectorInstance, ConnectorSettings, Limits, PluginRegistry};
@@ -119,6 +120,13 @@ impl Connectors {
                 ConnectorTags::new(record.tenant_id.as_str(), record.id.as_str()),
             )
         });
+        let graph = effective.contains(Capability::Graph).then(|| {
+            graph::connection(
+                &record.config,
+                &secrets,
+                ConnectorTags::new(record.tenant_id.as_str(), record.id.as_str()),
+            )
+        });
         let instance = ConnectorInstance::new(
             plugin,
             ConnectorSettings {
@@ -128,7 +136,7 @@ impl Connectors {
                 config: record.config.clone(),
                 limits: Limits::default(),
                 ldap,
-                graph: None,
+                graph,
             },
         )
         .map_err(|e| ResolveError::Invalid {
