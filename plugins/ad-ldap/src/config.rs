@@ -4,7 +4,8 @@
 //! `bind_password` secret to open its sessions; the plugin reads where users live
 //! (`base_dn`, `group_dn`) and, for messages only, `url` and `bind_dn`.
 
-use latchkey_plugin_sdk::{ConnectorError, config, require_config};
+pub use latchkey_plugin_sdk::optional_config as optional;
+use latchkey_plugin_sdk::{ConnectorError, require_config};
 
 /// The tenant configuration (JSON Schema draft 2020-12).
 pub const CONFIG_SCHEMA: &str = r#"{
@@ -113,13 +114,6 @@ impl Scope {
             None => format!("under {}", self.base_dn),
         }
     }
-}
-
-/// A configured string; none when absent or blank.
-pub fn optional(key: &str) -> Option<String> {
-    config::get(key)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

@@ -343,16 +343,7 @@ mod tests {
     }
 
     fn directory_text(error: &ConnectorError) -> Option<&str> {
-        match error {
-            ConnectorError::NotFound(i)
-            | ConnectorError::Denied(i)
-            | ConnectorError::WrongOldPassword(i)
-            | ConnectorError::Unavailable(i)
-            | ConnectorError::InvalidConfig(i)
-            | ConnectorError::Unsupported(i)
-            | ConnectorError::Internal(i) => i.directory_text.as_deref(),
-            ConnectorError::Policy(_) => None,
-        }
+        latchkey_plugin_sdk::error_directory_text(error)
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! plugin reads `user_filter` (ANDed into searches) and, for messages only, `tenant_id`,
 //! `client_id` and `sync_timeout_seconds`.
 
-use latchkey_plugin_sdk::config;
+pub use latchkey_plugin_sdk::optional_config as optional;
 
 /// The tenant configuration (JSON Schema draft 2020-12).
 pub const CONFIG_SCHEMA: &str = r#"{
@@ -105,13 +105,6 @@ pub const DEFAULT_SYNC_TIMEOUT_SECONDS: u64 = 1800;
 /// The values of `sync_timeout_seconds` the host accepts (up to a week); others mean the
 /// default, there and here.
 pub const SYNC_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=7 * 86_400;
-
-/// A configured string; none when absent or blank.
-pub fn optional(key: &str) -> Option<String> {
-    config::get(key)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
 
 /// The administrator's extra search filter, if any.
 pub fn user_filter() -> Option<String> {

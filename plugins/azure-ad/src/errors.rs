@@ -341,16 +341,7 @@ mod tests {
     }
 
     fn directory(error: &ConnectorError) -> Option<&str> {
-        match error {
-            ConnectorError::NotFound(i)
-            | ConnectorError::Denied(i)
-            | ConnectorError::WrongOldPassword(i)
-            | ConnectorError::Unavailable(i)
-            | ConnectorError::InvalidConfig(i)
-            | ConnectorError::Unsupported(i)
-            | ConnectorError::Internal(i) => i.directory_text.as_deref(),
-            ConnectorError::Policy(_) => None,
-        }
+        latchkey_plugin_sdk::error_directory_text(error)
     }
 
     const ALICE: &str = "9c8b66a4-19ec-497c-b0be-c764ff1c6391";

@@ -162,6 +162,27 @@ pub fn error_message(error: &ConnectorError) -> String {
     }
 }
 
+/// An error's raw directory text (for the audit), whatever its kind; none for violations.
+pub fn error_directory_text(error: &ConnectorError) -> Option<&str> {
+    match error {
+        ConnectorError::Policy(_) => None,
+        ConnectorError::NotFound(info)
+        | ConnectorError::Denied(info)
+        | ConnectorError::WrongOldPassword(info)
+        | ConnectorError::Unavailable(info)
+        | ConnectorError::InvalidConfig(info)
+        | ConnectorError::Unsupported(info)
+        | ConnectorError::Internal(info) => info.directory_text.as_deref(),
+    }
+}
+
+/// A configured string, trimmed; none when absent or blank.
+pub fn optional_config(key: &str) -> Option<String> {
+    config::get(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// A required configuration key, or an `invalid-config` error naming it.
 pub fn require_config(key: &str) -> Result<String, ConnectorError> {
     config::get(key).ok_or_else(|| {
