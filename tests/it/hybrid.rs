@@ -328,6 +328,15 @@ async fn a_cloud_only_user_is_written_through_graph_and_throttling_is_waited_out
     assert_eq!(c["connectors"][&entra]["status"], "applied", "{c:#}");
     assert_eq!(c["sync"], Value::Null);
 
+    // A generated password satisfies Entra's rules too (its symbols, its classes): Graph
+    // takes it.
+    let (status, accepted) = reset(&server, &t, &employee, json!({"mode": "generate"})).await;
+    assert_eq!(status, 202, "{accepted:#}");
+    let generated = g.user(upn).unwrap().password.unwrap();
+    assert_ne!(generated, password);
+    assert!(generated.len() >= 8, "{}", generated.len());
+    assert_eq!(g.user(upn).unwrap().password_resets, 2);
+
     // Two 429s with Retry-After: 2 — the change succeeds after the waits.
     g.throttle_next(2, 2);
     let started = Instant::now();
