@@ -1,7 +1,8 @@
 //! The `latchkey` command line: raw arguments (clap) turned into calls on the library.
 //!
 //! `serve` runs the server; `plugin` manages plugin packages (keygen, pack, sign, verify,
-//! inspect); `agent` is the workstation client with a software key; `audit verify` and
+//! inspect), scaffolds new ones (`new`) and runs the conformance suite on them (`test`);
+//! `agent` is the workstation client with a software key; `audit verify` and
 //! `master-key rotate|generate` are what an operator scripts with. Errors print as one readable
 //! chain and exit with status 1.
 
@@ -155,6 +156,29 @@ enum PluginCommand {
     Inspect {
         /// A package directory or a .wasm component.
         path: PathBuf,
+    },
+    /// Create a new connector plugin crate that builds and passes `plugin test` as it is.
+    New {
+        /// The plugin's id and crate name: lowercase letters, digits and dashes.
+        name: String,
+        /// The directory to create (default: ./NAME); an existing one is refused.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The latchkey-plugin-sdk crate to depend on (default: this checkout's plugins/sdk).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Run the conformance suite against a plugin and a live test directory; fails when any
+    /// check fails.
+    Test {
+        /// A package directory, or a .wasm component (unsigned is fine).
+        path: PathBuf,
+        /// The manifest of a bare .wasm component (a package has its own).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The suite's TOML file: [connector], [secrets], grant, [test] (see docs/plugins.md).
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -511,6 +535,23 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             }
         }
         PluginCommand::Inspect { path } => inspect(&path).await?,
+        PluginCommand::New { name, dir, sdk } => {
+            let dir = crate::scaffold::create(&crate::scaffold::NewPlugin { name, dir, sdk })?;
+            println!(
+                "created {}; see its README.md to build and test it",
+                dir.display()
+            );
+        }
+        PluginCommand::Test {
+            path,
+            manifest,
+            config,
+        } => {
+            let report = crate::conformance::run(&path, manifest.as_deref(), &config).await?;
+            print!("{}", report.table());
+            let failed = report.count(crate::conformance::Outcome::Fail);
+            anyhow::ensure!(failed == 0, "{failed} conformance check(s) failed");
+        }
     }
     Ok(())
 }

@@ -3,8 +3,10 @@
 mod ad_ldap;
 mod cache;
 mod capabilities;
+mod conformance;
 mod graph;
 mod hybrid;
+mod openldap;
 mod packages;
 mod replicas;
 mod sandbox;

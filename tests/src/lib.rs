@@ -6,6 +6,7 @@
 pub mod databases;
 pub mod samba;
 pub mod server;
+pub mod slapd;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
