@@ -149,6 +149,21 @@ async fn each_ppolicy_refusal_of_a_reset_is_its_violation() {
         );
         assert_eq!(refused, vec![expected]);
     }
+    // ppolicy's quality check (pwdCheckQuality 2, no check module): a value that looks
+    // already hashed cannot be checked, so it is refused (insufficientPasswordQuality).
+    let refused = violations(
+        connector
+            .set_password(
+                &account,
+                &secret("{SSHA}Zq8vwxPlenty41"),
+                reset(false, false),
+            )
+            .await,
+    );
+    assert!(
+        matches!(&refused[..], [Violation::RejectedByDirectory(why)] if why.contains("quality")),
+        "{refused:?}"
+    );
     server
         .bind(&user.dn, &user.password)
         .await
