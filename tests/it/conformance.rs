@@ -413,3 +413,77 @@ fn a_new_plugin_builds_and_passes_the_suite_unmodified() {
     );
     run.expect("set-password: a valid password", "SKIP", "not declared");
 }
+
+/// The Python OpenLDAP connector (plugins/openldap-py, built by componentize-py): the contract is
+/// language-neutral, so a component written in Python passes the same suite against the same
+/// slapd as the Rust connector, with the same key rows.
+#[tokio::test]
+async fn the_python_connector_passes_the_same_suite() {
+    let wasm = workspace_root().join("target/wasm32-wasip2/release/openldap_py.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: build it with `python3 -m venv target/py && target/py/bin/pip install \
+         componentize-py==0.25.1 && COMPONENTIZE_PY=target/py/bin/componentize-py \
+         plugins/openldap-py/build.sh`, or run the whole suite with `tests/run`",
+        wasm.display()
+    );
+    let server = latchkey_tests::slapd::slapd();
+    let user = server
+        .create_user("lkpyconf", latchkey_tests::slapd::UserSpec::default())
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bind_dn, bind_password) =
+        server.service_account(latchkey_tests::slapd::ServiceAccount::Writer);
+    let password_file = dir.path().join("bind-password");
+    std::fs::write(&password_file, bind_password).expect("writing the secret");
+    let config = dir.path().join("conformance.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[connector]\nurl = {}\nbase_dn = {}\nbind_dn = {}\nca_file = {}\npolicy_dn = {}\n\
+             timeout_ms = 5000\n\n[secrets]\nbind_password_file = {}\n\n[test]\naccount = {}\n",
+            toml_string(&server.ldaps_url),
+            toml_string(&server.people_ou),
+            toml_string(bind_dn),
+            toml_string(&server.ca_file.to_string_lossy()),
+            toml_string(&server.policy_dn),
+            toml_string(&password_file.to_string_lossy()),
+            toml_string(&user.username),
+        ),
+    )
+    .expect("writing the config");
+
+    let run = plugin_test(&wasm, Some(&manifest("openldap-py")), &config);
+    println!("{}", run.stdout);
+    assert!(
+        run.success && run.with("FAIL").is_empty(),
+        "the Python OpenLDAP connector should pass:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run.expect("describe: identity", "PASS", "id `openldap-py`");
+    // It found the user by its entryUUID, as the Rust connector does.
+    run.expect(
+        "find-accounts: exact search",
+        "PASS",
+        &format!("(id {})", user.id),
+    );
+    for check in [
+        "check-password: too short",
+        "set-password: a valid password",
+        "password-changed-at: moves",
+        "errors: set-password, unknown account",
+    ] {
+        run.expect(check, "PASS", "");
+    }
+    run.expect(
+        "errors: change-password, unknown account",
+        "SKIP",
+        "not declared",
+    );
+    assert!(
+        server.bind(&user.dn, &user.password).await.is_err(),
+        "the suite reset the test user's password"
+    );
+    assert!(!run.stdout.contains(bind_password) && !run.stderr.contains(bind_password));
+}
