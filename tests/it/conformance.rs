@@ -149,18 +149,21 @@ async fn the_ad_connector_passes_every_check_against_the_dc() {
     assert!(!run.stdout.contains(bind_password) && !run.stderr.contains(bind_password));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_openldap_connector_passes_every_check_against_slapd() {
+/// A suite file for the slapd of this run, bound as the writer service account, with a fresh
+/// test user: (config file, user, bind password). `dir` holds the files.
+async fn slapd_suite(
+    dir: &Path,
+    prefix: &str,
+) -> (PathBuf, latchkey_tests::slapd::TestUser, &'static str) {
     let server = latchkey_tests::slapd::slapd();
     let user = server
-        .create_user("lkconf", latchkey_tests::slapd::UserSpec::default())
+        .create_user(prefix, latchkey_tests::slapd::UserSpec::default())
         .await;
-    let dir = tempfile::tempdir().expect("tempdir");
     let (bind_dn, bind_password) =
         server.service_account(latchkey_tests::slapd::ServiceAccount::Writer);
-    let password_file = dir.path().join("bind-password");
+    let password_file = dir.join("bind-password");
     std::fs::write(&password_file, bind_password).expect("writing the secret");
-    let config = dir.path().join("conformance.toml");
+    let config = dir.join("conformance.toml");
     std::fs::write(
         &config,
         format!(
@@ -176,6 +179,14 @@ async fn the_openldap_connector_passes_every_check_against_slapd() {
         ),
     )
     .expect("writing the config");
+    (config, user, bind_password)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openldap_connector_passes_every_check_against_slapd() {
+    let server = latchkey_tests::slapd::slapd();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, user, bind_password) = slapd_suite(dir.path(), "lkconf").await;
 
     let run = plugin_test(&component("openldap"), Some(&manifest("openldap")), &config);
     println!("{}", run.stdout);
@@ -428,30 +439,8 @@ async fn the_python_connector_passes_the_same_suite() {
         wasm.display()
     );
     let server = latchkey_tests::slapd::slapd();
-    let user = server
-        .create_user("lkpyconf", latchkey_tests::slapd::UserSpec::default())
-        .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (bind_dn, bind_password) =
-        server.service_account(latchkey_tests::slapd::ServiceAccount::Writer);
-    let password_file = dir.path().join("bind-password");
-    std::fs::write(&password_file, bind_password).expect("writing the secret");
-    let config = dir.path().join("conformance.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[connector]\nurl = {}\nbase_dn = {}\nbind_dn = {}\nca_file = {}\npolicy_dn = {}\n\
-             timeout_ms = 5000\n\n[secrets]\nbind_password_file = {}\n\n[test]\naccount = {}\n",
-            toml_string(&server.ldaps_url),
-            toml_string(&server.people_ou),
-            toml_string(bind_dn),
-            toml_string(&server.ca_file.to_string_lossy()),
-            toml_string(&server.policy_dn),
-            toml_string(&password_file.to_string_lossy()),
-            toml_string(&user.username),
-        ),
-    )
-    .expect("writing the config");
+    let (config, user, bind_password) = slapd_suite(dir.path(), "lkpyconf").await;
 
     let run = plugin_test(&wasm, Some(&manifest("openldap-py")), &config);
     println!("{}", run.stdout);
