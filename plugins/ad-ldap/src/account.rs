@@ -14,10 +14,10 @@ use latchkey_plugin_sdk::{
 
 use crate::config::Scope;
 use crate::cursor;
-use crate::entry::DirEntry;
 use crate::errors::{self, Operation, RC_UNAVAILABLE_CRITICAL_EXTENSION};
 use crate::filter;
 use crate::session::{Directory, Search};
+use latchkey_plugin_sdk::ldap_entry::DirEntry;
 
 /// userAccountControl ACCOUNTDISABLE.
 const UF_ACCOUNTDISABLE: i64 = 0x2;

@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 
 use latchkey_plugin_sdk::{ConnectorError, ErrorInfo};
 
-use crate::entry::DirEntry;
+use latchkey_plugin_sdk::ldap_entry::DirEntry;
 
 const PREFIX: &str = "sam1.";
 

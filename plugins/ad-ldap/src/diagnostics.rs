@@ -13,7 +13,6 @@ use latchkey_plugin_sdk::ldap::{BinaryAttribute, LdapError, Modification, Scope 
 use latchkey_plugin_sdk::{Check, CheckStatus, ConnectorError, Report};
 
 use crate::config::{Scope, optional};
-use crate::entry::DirEntry;
 use crate::errors::{
     self, ERROR_ACCESS_DENIED, ERROR_DS_UNWILLING_UNQUOTED, ERROR_SAMBA_NT_HASH_DIRECTLY,
     RC_CONSTRAINT_VIOLATION, RC_INSUFFICIENT_ACCESS, RC_NO_SUCH_OBJECT, RC_UNWILLING_TO_PERFORM,
@@ -23,6 +22,7 @@ use crate::filter;
 use crate::password::{POLICY_HINTS, POLICY_HINTS_DEPRECATED};
 use crate::policy::{DcKind, password_settings_container};
 use crate::session::{Directory, Search};
+use latchkey_plugin_sdk::ldap_entry::DirEntry;
 
 const RESET_ADVICE: &str = "delegate Reset password on the OU holding the users (Active \
      Directory Users and Computers → Delegate Control → Reset user passwords and force password \

@@ -9,13 +9,13 @@
 //! This file only glues the contract to the modules: `account` (finding and resolving users),
 //! `policy` and `rules` (the policy in force and the check against it), `password` (reset and
 //! change), `diagnostics` (test-connection), `errors` (AD's refusals in words), `session` (the
-//! only caller of the `ldap` capability), `filter`, `cursor`, `entry`, `filetime` and `config`.
+//! only caller of the `ldap` capability), `filter` (AD's own filters; escaping is the SDK's
+//! `ldap_filter`, entries its `ldap_entry`), `cursor`, `filetime` and `config`.
 
 mod account;
 mod config;
 mod cursor;
 mod diagnostics;
-mod entry;
 mod errors;
 mod filetime;
 mod filter;

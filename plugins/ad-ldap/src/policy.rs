@@ -14,9 +14,9 @@
 
 use latchkey_plugin_sdk::{CharClass, Complexity, ConnectorError, ErrorInfo, PasswordPolicy};
 
-use crate::entry::DirEntry;
 use crate::filetime;
 use crate::session::Directory;
+use latchkey_plugin_sdk::ldap_entry::DirEntry;
 
 /// pwdProperties DOMAIN_PASSWORD_COMPLEX.
 const DOMAIN_PASSWORD_COMPLEX: i64 = 0x1;

@@ -98,8 +98,8 @@ pub fn violations(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::DirEntry;
     use crate::policy::domain_policy;
+    use latchkey_plugin_sdk::ldap_entry::DirEntry;
 
     fn domain() -> PasswordPolicy {
         let entry = DirEntry::new("DC=corp,DC=test")

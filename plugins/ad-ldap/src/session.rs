@@ -8,8 +8,8 @@
 use latchkey_plugin_sdk::ldap::{self, Control, Modification, Scope, SearchRequest};
 use latchkey_plugin_sdk::{ConnectorError, log};
 
-use crate::entry::DirEntry;
 use crate::errors::{self, Operation, RC_NO_SUCH_OBJECT, RC_SIZE_LIMIT_EXCEEDED};
+use latchkey_plugin_sdk::ldap_entry::DirEntry;
 
 /// The entries of a search and whether the DC has more (a paged-results cookie).
 pub struct Found {

@@ -11,10 +11,10 @@ use latchkey_plugin_sdk::{
 
 use crate::config::Settings;
 use crate::cursor::{self, Key};
-use crate::entry::DirEntry;
-use crate::filter;
 use crate::gtime;
 use crate::session::{Directory, Search};
+use latchkey_plugin_sdk::ldap_entry::DirEntry;
+use latchkey_plugin_sdk::ldap_filter as filter;
 
 /// The most accounts one page returns.
 const MAX_PAGE: u32 = 1000;

@@ -108,7 +108,10 @@ pub fn features_check(controls: &[String], extensions: &[String]) -> Check {
 }
 
 /// Whether the policy entry reads as a pwdPolicy.
-pub fn policy_check(dn: Option<&str>, entry: Option<&crate::entry::DirEntry>) -> Check {
+pub fn policy_check(
+    dn: Option<&str>,
+    entry: Option<&latchkey_plugin_sdk::ldap_entry::DirEntry>,
+) -> Check {
     const NAME: &str = "default password policy readable";
     match (dn, entry) {
         (None, _) => check(
@@ -301,7 +304,7 @@ fn users_check(directory: &Directory, settings: &Settings) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::DirEntry;
+    use latchkey_plugin_sdk::ldap_entry::DirEntry;
 
     #[test]
     fn features() {

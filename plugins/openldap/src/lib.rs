@@ -9,16 +9,15 @@
 //! `policy` (the pwdPolicy in force and the check against it), `password` (reset and change),
 //! `diagnostics` (test-connection), `errors` (the server's refusals in words), `ber` (the
 //! Password Modify request and the ppolicy response control), `session` (the only caller of the
-//! `ldap` capability), `filter`, `cursor`, `entry`, `gtime` and `config`.
+//! `ldap` capability), `cursor`, `gtime` and `config`; filters and entries are the SDK's
+//! (`ldap_filter`, `ldap_entry`).
 
 mod account;
 mod ber;
 mod config;
 mod cursor;
 mod diagnostics;
-mod entry;
 mod errors;
-mod filter;
 mod gtime;
 mod password;
 mod policy;

@@ -19,9 +19,9 @@ use latchkey_plugin_sdk::{ConnectorError, ErrorInfo, PasswordPolicy, Violation};
 
 use crate::account::DirectoryUser;
 use crate::config::Settings;
-use crate::entry::DirEntry;
 use crate::errors::PolicyNumbers;
 use crate::session::Directory;
+use latchkey_plugin_sdk::ldap_entry::DirEntry;
 
 /// A pwdPolicy entry's attributes.
 pub const POLICY_ATTRIBUTES: &[&str] = &[

@@ -9,8 +9,8 @@ use latchkey_plugin_sdk::ldap::{self, Control, Modification, Scope, SearchReques
 use latchkey_plugin_sdk::{ConnectorError, log};
 
 use crate::ber::{self, PolicyResponse};
-use crate::entry::DirEntry;
 use crate::errors::{self, Operation, RC_NO_SUCH_OBJECT, RC_SIZE_LIMIT_EXCEEDED};
+use latchkey_plugin_sdk::ldap_entry::DirEntry;
 
 /// The password policy request control (draft-behera-ldap-password-policy).
 pub const PPOLICY_CONTROL: &str = "1.3.6.1.4.1.42.2.27.8.5.1";

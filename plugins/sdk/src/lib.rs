@@ -36,6 +36,8 @@
 //! contract (no files, no sockets: the sandbox refuses them anyway).
 
 pub mod complexity;
+pub mod ldap_entry;
+pub mod ldap_filter;
 pub mod policy;
 pub mod unicode_pwd;
 

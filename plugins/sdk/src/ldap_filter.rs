@@ -1,5 +1,6 @@
-//! LDAP search filters (RFC 4515) built from untrusted text: a query typed by an administrator,
-//! a value from the configuration, an account id. Every value goes through [`escape`], so no input can change a filter's structure (`*)(objectClass=*` is a
+//! LDAP search filters (RFC 4515) built from untrusted text, for every LDAP connector: a query typed by an administrator,
+//! a DN from the configuration, a paging cursor. Every value goes through [`escape`] or
+//! [`escape_bytes`], so no input can change a filter's structure (`*)(objectClass=*` is a
 //! literal string here, not a wildcard and a new clause).
 
 use std::fmt::Write;
@@ -15,6 +16,15 @@ pub fn escape(value: &str) -> String {
             0x20..=0x7e => out.push(char::from(byte)),
             _ => push_hex(&mut out, byte),
         }
+    }
+    out
+}
+
+/// Raw bytes (an objectGUID) as an assertion value: every byte as `\xx`.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for byte in bytes {
+        push_hex(&mut out, *byte);
     }
     out
 }
@@ -66,6 +76,11 @@ mod tests {
     fn non_ascii_and_controls_are_escaped_as_utf8_bytes() {
         assert_eq!(escape("é"), r"\c3\a9");
         assert_eq!(escape("a\tb"), r"a\09b");
+    }
+
+    #[test]
+    fn bytes_are_all_escaped() {
+        assert_eq!(escape_bytes(&[0xa4, 0x00, 0x2a]), r"\a4\00\2a");
     }
 
     #[test]

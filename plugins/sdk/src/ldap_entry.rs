@@ -1,16 +1,17 @@
-//! A directory entry as the rest of the plugin reads it: attribute names folded to lowercase
-//! (LDAP names are case-insensitive, and servers spell them as they like). Every attribute
-//! this connector reads is text; values the host returns as binary (not UTF-8) are left out. Everything that interprets attributes takes a [`DirEntry`], so it can be
+//! An LDAP entry as a connector reads it (from the `ldap` capability's `entry`): attribute names folded to lowercase
+//! (LDAP names are case-insensitive, and servers spell them as they like), text values apart
+//! from binary ones. Everything that interprets attributes takes a [`DirEntry`], so it can be
 //! tested without a directory.
 
 use std::collections::BTreeMap;
 
-use latchkey_plugin_sdk::ldap;
+use crate::ldap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirEntry {
     pub dn: String,
     text: BTreeMap<String, Vec<String>>,
+    binary: BTreeMap<String, Vec<Vec<u8>>>,
 }
 
 impl DirEntry {
@@ -22,12 +23,20 @@ impl DirEntry {
     }
 
     /// This entry with `name` holding `values` (added to any it had).
-    #[cfg(test)]
     pub fn with(mut self, name: &str, values: &[&str]) -> Self {
         self.text
             .entry(name.to_ascii_lowercase())
             .or_default()
             .extend(values.iter().map(|v| v.to_string()));
+        self
+    }
+
+    /// This entry with the binary attribute `name` holding `values`.
+    pub fn with_binary(mut self, name: &str, values: &[&[u8]]) -> Self {
+        self.binary
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .extend(values.iter().map(|v| v.to_vec()));
         self
     }
 
@@ -46,7 +55,7 @@ impl DirEntry {
             .filter(|v| !v.is_empty())
     }
 
-    /// The first value of `name` as an integer.
+    /// The first value of `name` as an integer (AD's large integers and ppolicy's numbers are decimal text).
     pub fn integer(&self, name: &str) -> Option<i64> {
         self.first(name).and_then(|v| v.trim().parse().ok())
     }
@@ -59,6 +68,14 @@ impl DirEntry {
             _ => None,
         }
     }
+
+    /// The first binary value of `name`.
+    pub fn first_binary(&self, name: &str) -> Option<&[u8]> {
+        self.binary
+            .get(&name.to_ascii_lowercase())
+            .and_then(|values| values.first())
+            .map(Vec::as_slice)
+    }
 }
 
 impl From<ldap::Entry> for DirEntry {
@@ -66,6 +83,12 @@ impl From<ldap::Entry> for DirEntry {
         let mut out = DirEntry::new(entry.dn);
         for attribute in entry.attributes {
             out.text
+                .entry(attribute.name.to_ascii_lowercase())
+                .or_default()
+                .extend(attribute.values);
+        }
+        for attribute in entry.binary_attributes {
+            out.binary
                 .entry(attribute.name.to_ascii_lowercase())
                 .or_default()
                 .extend(attribute.values);
@@ -81,12 +104,14 @@ mod tests {
     #[test]
     fn names_are_case_insensitive() {
         let entry = DirEntry::new("CN=a")
-            .with("uid", &["jdoe"])
-            .with("pwdMinLength", &["8"])
-            .with("pwdLockout", &["TRUE"]);
-        assert_eq!(entry.first("UID"), Some("jdoe"));
-        assert_eq!(entry.integer("pwdminlength"), Some(8));
-        assert_eq!(entry.boolean("PWDLOCKOUT"), Some(true));
+            .with("sAMAccountName", &["jdoe"])
+            .with("pwdLastSet", &["0"])
+            .with("msDS-PasswordComplexityEnabled", &["TRUE"])
+            .with_binary("objectGUID", &[&[1, 2]]);
+        assert_eq!(entry.first("samaccountname"), Some("jdoe"));
+        assert_eq!(entry.integer("PWDLASTSET"), Some(0));
+        assert_eq!(entry.boolean("msds-passwordcomplexityenabled"), Some(true));
+        assert_eq!(entry.first_binary("OBJECTGUID"), Some(&[1u8, 2][..]));
         assert_eq!(entry.first("mail"), None);
     }
 
@@ -99,11 +124,11 @@ mod tests {
                 values: vec!["x@corp.example".into()],
             }],
             binary_attributes: vec![ldap::BinaryAttribute {
-                name: "jpegPhoto".into(),
+                name: "objectGUID".into(),
                 values: vec![vec![9; 16]],
             }],
         });
         assert_eq!(entry.first("mail"), Some("x@corp.example"));
-        assert_eq!(entry.first("jpegPhoto"), None);
+        assert_eq!(entry.first_binary("objectguid").map(<[u8]>::len), Some(16));
     }
 }
