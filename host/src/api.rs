@@ -11,7 +11,9 @@
 pub mod admin;
 pub mod auth;
 pub mod client;
+mod config_check;
 pub mod error;
+pub mod limiter;
 pub mod ops;
 
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// How long a pulled delivery stays leased to its workstation, seconds.
     pub lease_seconds: i64,
+    /// Failed authentications by client address (brute-force protection).
+    pub auth_limiter: Arc<limiter::AuthLimiter>,
 }
 
 impl AppState {
@@ -57,6 +61,7 @@ impl AppState {
             waker,
             metrics: Metrics::new(),
             lease_seconds: 60,
+            auth_limiter: Arc::new(limiter::AuthLimiter::new(Default::default())),
         }
     }
 }
@@ -364,9 +369,26 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
 ];
 
-/// The router, without a socket: tests call it directly.
+/// The router, without a socket: tests call it directly. It serves the API and the admin
+/// console (`web`).
 pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    routes()
+        .merge(crate::web::routes(state.clone()))
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The API's routes alone, without layers: what `app` serves under `/api/v1` and operations,
+/// and what the console calls in-process.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -464,13 +486,4 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/client/keys/{key}/password-change",
             post(client::password_change),
         )
-        .fallback(|| async { error::ApiError::not_found("route") })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ops::track,
-        ))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http())
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
 }

@@ -114,6 +114,23 @@ struct ServeArgs {
     /// (PostgreSQL), seconds.
     #[arg(long, default_value_t = 120, env = "LATCHKEY_RECOVERY_GRACE_SECONDS")]
     recovery_grace_seconds: i64,
+    /// Failed authentications (wrong tokens, failed console sign-ins) from one address within
+    /// --auth-window-seconds that lock the address out.
+    #[arg(long, default_value_t = 10, env = "LATCHKEY_AUTH_MAX_FAILURES")]
+    auth_max_failures: u32,
+    /// The window failed authentications are counted in, seconds.
+    #[arg(long, default_value_t = 300, env = "LATCHKEY_AUTH_WINDOW_SECONDS")]
+    auth_window_seconds: u64,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first); needs
+    /// --tls-key. Without both, the listener speaks plain HTTP (put a TLS proxy in front).
+    #[arg(long, env = "LATCHKEY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "LATCHKEY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// How long a locked-out address is refused (429 with Retry-After), seconds.
+    #[arg(long, default_value_t = 900, env = "LATCHKEY_AUTH_LOCKOUT_SECONDS")]
+    auth_lockout_seconds: u64,
 }
 
 #[derive(Subcommand)]
@@ -367,8 +384,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.recovery_grace_seconds >= 1,
         "--recovery-grace-seconds must be at least 1"
     );
+    anyhow::ensure!(
+        args.auth_max_failures >= 1 && args.auth_window_seconds >= 1,
+        "--auth-max-failures and --auth-window-seconds must be at least 1"
+    );
     let mut state = crate::api::AppState::new(store.clone(), registry);
     state.lease_seconds = args.lease_seconds;
+    state.auth_limiter = Arc::new(crate::api::limiter::AuthLimiter::new(
+        crate::api::limiter::LimiterSettings {
+            max_failures: args.auth_max_failures,
+            window: std::time::Duration::from_secs(args.auth_window_seconds),
+            lockout: std::time::Duration::from_secs(args.auth_lockout_seconds),
+        },
+    ));
     // Changes a crash left between seal and release. On SQLite this process is the only one,
     // so every unfinished change is orphaned; on PostgreSQL another replica may be running
     // one, so only changes untouched for a while are.
@@ -386,13 +414,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.recovery_grace_seconds,
     );
 
-    let app = crate::api::app(state);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let app = crate::api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+        _ => None,
+    };
+    let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("listening on {}", args.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "latchkey is listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    tokio::spawn({
+        let handle = handle.clone();
+        async move {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                     .expect("installing a SIGTERM handler");
@@ -401,10 +434,61 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 _ = term.recv() => {}
             }
             tracing::info!("shutting down");
-        })
-        .await?;
+            handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        }
+    });
+    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "latchkey is listening");
+    match tls {
+        Some(config) => {
+            axum_server::from_tcp_rustls(listener, config)?
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+    }
     store.close().await;
     Ok(())
+}
+
+/// The listener's TLS: the certificate chain and key from PEM files, rustls with ring.
+fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{} holds no certificate (give the server's certificate in PEM)",
+        cert.display()
+    );
+    let private_key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+        .with_context(|| format!("{} is not a PEM private key", key.display()))?
+        .with_context(|| format!("{} holds no private key", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_no_client_auth()
+    .with_single_cert(certs, private_key)
+    .with_context(|| {
+        format!(
+            "{} and {} do not make a usable certificate and key",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(config),
+    ))
 }
 
 /// The first operator: from LATCHKEY_BOOTSTRAP_TOKEN when set, else a new token printed once.

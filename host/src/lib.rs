@@ -11,4 +11,5 @@ pub mod delivery;
 pub mod runtime;
 pub mod scaffold;
 pub mod store;
+pub mod web;
 pub mod workflow;

@@ -77,6 +77,7 @@ async fn three_replicas_deliver_every_change_exactly_once_and_survive_losing_one
             ("LATCHKEY_SWEEP_SECONDS", "1".into()),
             ("LATCHKEY_RECOVERY_GRACE_SECONDS", "3".into()),
         ],
+        ..Options::default()
     };
     let a = Server::start_with(Db::Postgres, options).await;
     let b = a.replica().await;
@@ -409,7 +410,7 @@ async fn three_replicas_deliver_every_change_exactly_once_and_survive_losing_one
 async fn a_long_poll_on_one_replica_is_woken_by_a_change_made_on_another() {
     let options = Options {
         plugins: vec!["test-echo"],
-        env: vec![],
+        ..Options::default()
     };
     let a = Server::start_with(Db::Postgres, options).await;
     let b = a.replica().await;

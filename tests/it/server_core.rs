@@ -1247,7 +1247,7 @@ async fn a_directory_that_is_down_is_a_503_naming_it_and_nothing_is_written() {
 }
 
 /// A workstation enrolled through the API and approved: its token.
-async fn approved_workstation(server: &Server, t: &Tenant, name: &str) -> String {
+pub(crate) async fn approved_workstation(server: &Server, t: &Tenant, name: &str) -> String {
     let code = enrollment_code(server, t).await;
     let enrolled = server
         .expect(

@@ -1054,3 +1054,68 @@ store_test!(
         assert!(store.verify_audit().await.unwrap().problem.is_none());
     }
 );
+
+store_test!(
+    console_sessions_end_on_expiry_sign_out_and_revocation,
+    |db| {
+        let store = &db.store;
+        let tenant = store.create_tenant("sessions").await.unwrap();
+        let admin = store
+            .create_admin(&tenant.id, "Ada", Role::Admin)
+            .await
+            .unwrap();
+        let (value, session) = store
+            .create_console_session(&admin.value, NOW)
+            .await
+            .unwrap();
+        assert_eq!(session.expires_at, NOW + latchkey::store::SESSION_SECONDS);
+        assert_eq!(session.csrf.len(), 43, "256 bits of base64url");
+
+        // Found while live, with its principal and CSRF token; never by another value.
+        let found = store
+            .console_session(&value, NOW + 60)
+            .await
+            .unwrap()
+            .expect("a live session");
+        assert_eq!(found.principal, admin.value);
+        assert_eq!(found.csrf, session.csrf);
+        let other = SecretString::from(format!("{}x", value.expose_secret()));
+        assert!(store.console_session(&other, NOW).await.unwrap().is_none());
+        // The database keeps a hash of the value, never the value.
+        let cells = store.console_sessions_raw().await.unwrap();
+        assert_eq!(cells.len(), 3);
+        assert!(
+            cells.iter().all(|c| !c.contains(value.expose_secret())),
+            "the session value is stored in the clear"
+        );
+
+        // Expired: gone.
+        assert!(
+            store
+                .console_session(&value, session.expires_at)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // Signed out: gone.
+        let (second, _) = store
+            .create_console_session(&admin.value, NOW)
+            .await
+            .unwrap();
+        store.end_console_session(&second).await.unwrap();
+        assert!(store.console_session(&second, NOW).await.unwrap().is_none());
+
+        // The admin revoked: every session of theirs is gone.
+        let (third, _) = store
+            .create_console_session(&admin.value, NOW)
+            .await
+            .unwrap();
+        assert!(store.console_session(&third, NOW).await.unwrap().is_some());
+        store
+            .revoke_admin(&tenant.id, &admin.value.id)
+            .await
+            .unwrap();
+        assert!(store.console_session(&third, NOW).await.unwrap().is_none());
+    }
+);

@@ -3,6 +3,8 @@
 //!
 //! A missing prerequisite is a failure that says how to get it, never a skipped test.
 
+pub mod browser;
+pub mod console;
 pub mod databases;
 pub mod samba;
 pub mod server;

@@ -45,6 +45,17 @@ pub struct Options {
     pub plugins: Vec<&'static str>,
     /// Environment for `latchkey serve` (e.g. `LATCHKEY_LEASE_SECONDS`).
     pub env: Vec<(&'static str, String)>,
+    /// Serve HTTPS with this certificate and key (PEM files), trusted by `http` through this
+    /// CA certificate (PEM).
+    pub tls: Option<Tls>,
+}
+
+/// The server's TLS: its certificate and key files, and the CA that issued them.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub ca_pem: String,
 }
 
 /// A running server; killed (and its PostgreSQL database dropped) when dropped.
@@ -61,6 +72,17 @@ pub struct Server {
     options: Options,
     child: Option<Child>,
     pub http: reqwest::Client,
+}
+
+/// The tests' HTTP client: trusting `tls`'s CA when the server speaks HTTPS.
+fn http_client(tls: Option<&Tls>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(120));
+    if let Some(tls) = tls {
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).expect("a PEM CA"),
+        );
+    }
+    builder.build().expect("an HTTP client")
 }
 
 fn free_port() -> u16 {
@@ -115,12 +137,9 @@ impl Server {
             database_url,
             postgres,
             master_key_file,
-            options,
             child: None,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .expect("an HTTP client"),
+            http: http_client(options.tls.as_ref()),
+            options,
         };
         server.install_plugins();
         server.spawn().await;
@@ -171,7 +190,19 @@ impl Server {
     /// Starts the process (again, after `kill`), on a new port, and waits until it answers.
     pub async fn spawn(&mut self) {
         let port = free_port();
-        self.url = format!("http://127.0.0.1:{port}");
+        let scheme = if self.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        self.url = format!("{scheme}://127.0.0.1:{port}");
+        let tls: Vec<(&str, &Path)> = match &self.options.tls {
+            Some(tls) => vec![
+                ("LATCHKEY_TLS_CERT", tls.cert_file.as_path()),
+                ("LATCHKEY_TLS_KEY", tls.key_file.as_path()),
+            ],
+            None => Vec::new(),
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -188,6 +219,7 @@ impl Server {
             .env("LATCHKEY_BOOTSTRAP_TOKEN", &self.operator_token)
             .env("LATCHKEY_LOG", "info,latchkey=debug")
             .envs(self.options.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(tls)
             .env_remove("LATCHKEY_MASTER_KEY")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -19,6 +19,7 @@ use super::AppState;
 use super::auth::{
     Body, Caller, ManageRole, OperatorCaller, OwnerRole, ReadRole, ResetRole, TenantAdmin,
 };
+use super::config_check::{config_problems, refuse_problems, secret_problems};
 use super::error::{ApiError, ApiResult};
 use crate::capabilities::Capability;
 use crate::capabilities::secrets::Secrets;
@@ -319,6 +320,9 @@ pub async fn create_connector(
             .map(|c| c.name().to_string())
             .collect(),
     };
+    let mut problems = config_problems(&plugin, &body.config);
+    problems.extend(secret_problems(&plugin, &body.secrets, true));
+    refuse_problems(problems)?;
     let secrets = parse_secrets(body.secrets)?;
     let connector = state
         .store
@@ -383,7 +387,17 @@ pub async fn update_connector(
     Path((tenant, id)): Path<(String, String)>,
     Body(body): Body<ConnectorPatch>,
 ) -> ApiResult<Json<Value>> {
-    state.store.connector(&tenant, &id).await?;
+    let existing = state.store.connector(&tenant, &id).await?;
+    // A connector whose plugin is not installed (any more) cannot be checked; it is refused
+    // where it is used.
+    if let Some(plugin) = state.connectors.registry().get(&existing.plugin) {
+        let mut problems = match &body.config {
+            Some(config) => config_problems(&plugin, config),
+            None => Vec::new(),
+        };
+        problems.extend(secret_problems(&plugin, &body.secrets, false));
+        refuse_problems(problems)?;
+    }
     let update = ConnectorUpdate {
         role: body.role.as_deref().map(parse_role).transpose()?,
         position: body.position,

@@ -13,8 +13,11 @@ use axum::http::request::Parts;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
+use std::time::Instant;
+
 use super::AppState;
 use super::error::ApiError;
+use super::limiter::client_address;
 use crate::store::{Principal, PrincipalKind, Role, Workstation};
 
 /// What a route needs of an admin's role.
@@ -66,15 +69,33 @@ fn bearer(parts: &Parts) -> Option<SecretString> {
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
+/// A principal the admin console signed in (session cookie and CSRF token already checked).
+/// The console calls the API in-process with this in the request's extensions; a request from
+/// the network can never carry one, so it is as good as a verified bearer token.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub Principal);
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(SignedIn(principal)) = parts.extensions.get::<SignedIn>() {
+            return Ok(Caller(principal.clone()));
+        }
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let client = client_address(&parts.extensions);
+        state
+            .auth_limiter
+            .check(client, Instant::now())
+            .map_err(ApiError::locked_out)?;
         match state.store.authenticate(&token).await? {
-            Some(principal) => Ok(Caller(principal)),
+            Some(principal) => {
+                state.auth_limiter.succeeded(client);
+                Ok(Caller(principal))
+            }
             None => {
-                tracing::info!("refused a request with an unknown or revoked token");
+                tracing::info!(%client, "refused a request with an unknown or revoked token");
+                state.auth_limiter.failed(client, Instant::now());
                 Err(ApiError::unauthorized())
             }
         }
@@ -206,10 +227,22 @@ impl FromRequestParts<AppState> for WorkstationCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let client = client_address(&parts.extensions);
+        state
+            .auth_limiter
+            .check(client, Instant::now())
+            .map_err(ApiError::locked_out)?;
         match state.store.authenticate_workstation(&token).await? {
-            Some(workstation) => Ok(WorkstationCaller(workstation)),
+            Some(workstation) => {
+                state.auth_limiter.succeeded(client);
+                Ok(WorkstationCaller(workstation))
+            }
             None => {
-                tracing::info!("refused a workstation request with an unknown or revoked token");
+                tracing::info!(
+                    %client,
+                    "refused a workstation request with an unknown or revoked token"
+                );
+                state.auth_limiter.failed(client, Instant::now());
                 Err(ApiError::forbidden(
                     "this workstation's token is not valid or the workstation was revoked; \
                      enroll again with a new enrolment code",

@@ -102,6 +102,21 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }
 
+    /// 429: this address failed to authenticate too often (`api::limiter`); `Retry-After`
+    /// says when to try again.
+    pub fn locked_out(retry_after: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-failed-authentications",
+            "Too many failed authentications",
+            format!(
+                "too many requests from your address carried a wrong token; try again in \
+                 {retry_after} seconds with the right one"
+            ),
+        )
+        .with(json!({"retry_after": retry_after}))
+    }
+
     /// 500: logs `cause` and shows nothing of it.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         tracing::error!(cause = %cause, "internal error");
@@ -116,6 +131,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.extra.get("retry_after").and_then(Value::as_u64);
         let mut body = json!({
             "type": format!("{PROBLEM_BASE}{}", self.code),
             "title": self.title,
@@ -130,6 +146,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

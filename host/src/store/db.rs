@@ -265,6 +265,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0004_sync_checks.sql"),
         include_str!("../../migrations/postgres/0004_sync_checks.sql"),
     ),
+    (
+        5,
+        "console sessions",
+        include_str!("../../migrations/sqlite/0005_console_sessions.sql"),
+        include_str!("../../migrations/postgres/0005_console_sessions.sql"),
+    ),
 ];
 
 type BoxDynError = Box<dyn std::error::Error + Send + Sync + 'static>;

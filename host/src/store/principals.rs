@@ -88,9 +88,9 @@ pub struct Principal {
     pub created_at: UnixTime,
 }
 
-const COLUMNS: &str = "id, kind, tenant_id, role, name, created_at";
+pub(super) const COLUMNS: &str = "id, kind, tenant_id, role, name, created_at";
 
-fn principal(row: &AnyRow) -> Result<Principal, StoreError> {
+pub(super) fn principal(row: &AnyRow) -> Result<Principal, StoreError> {
     let kind: String = row.try_get("kind").db()?;
     let kind = match kind.as_str() {
         "operator" => PrincipalKind::Operator,

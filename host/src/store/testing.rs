@@ -72,4 +72,20 @@ impl Store {
         }
         Ok(cells)
     }
+
+    /// Every text column of every `console_sessions` row, to scan for a session value.
+    pub async fn console_sessions_raw(&self) -> Result<Vec<String>, StoreError> {
+        use sqlx::Row as _;
+        let rows = sqlx::query("SELECT id_hash, principal_id, csrf FROM console_sessions")
+            .fetch_all(&self.pool)
+            .await
+            .db()?;
+        let mut cells = Vec::new();
+        for row in &rows {
+            for column in ["id_hash", "principal_id", "csrf"] {
+                cells.push(row.try_get::<String, _>(column).db()?);
+            }
+        }
+        Ok(cells)
+    }
 }
