@@ -375,6 +375,16 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes()
         .merge(crate::web::routes(state.clone()))
+        // axum's own 405 has an empty body; every error here is problem+json (found by the
+        // `api_request` fuzz target). Set after the merge: it applies to the routes present.
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this path does not take this method; the Allow header lists those it takes",
+            )
+        })
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -346,6 +346,21 @@ async fn master_key(command: MasterKeyCommand) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Crash points for the crash matrix (`workflow::recovery::crash_point`), armed from the
+    // FAILPOINTS environment variable for as long as the server runs. Said loudly, so a log
+    // shows why this process may kill itself; a build without them says it ignores them.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
+    #[cfg(feature = "failpoints")]
+    if !fail::list().is_empty() {
+        tracing::warn!(failpoints = ?fail::list(), "crash points armed: this process SIGKILLs itself at them");
+    }
+    #[cfg(not(feature = "failpoints"))]
+    if std::env::var_os("FAILPOINTS").is_some() {
+        tracing::warn!(
+            "FAILPOINTS is set, but this build has no crash points (build with --features failpoints): ignored"
+        );
+    }
     let data = &args.database.data_dir;
     std::fs::create_dir_all(data.join("plugins"))
         .with_context(|| format!("creating {}", data.join("plugins").display()))?;

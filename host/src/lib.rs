@@ -8,6 +8,8 @@ pub mod capabilities;
 pub mod cli;
 pub mod conformance;
 pub mod delivery;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod runtime;
 pub mod scaffold;
 pub mod store;

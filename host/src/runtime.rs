@@ -12,7 +12,7 @@ mod call;
 mod instance;
 pub mod package;
 mod registry;
-mod validate;
+pub(crate) mod validate;
 pub mod wit;
 pub mod world;
 

@@ -70,6 +70,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/console/t/{tenant}/changes/{change}/events",
             get(employees::change_events),
         )
+        .route(
+            "/console/{*rest}",
+            axum::routing::any(|| async { WebError::not_found("page") }),
+        )
         .merge(admins::routes())
         .merge(connectors::routes())
         .merge(keys::routes())

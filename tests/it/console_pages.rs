@@ -112,6 +112,13 @@ async fn sign_in_gives_a_strict_session_cookie_and_sign_out_ends_it() {
         "the page says who is signed in"
     );
     assert!(!page.body.contains(&token), "no page shows the token");
+    let missing = client.get("/console/no-such-page").await;
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing.body.contains("This page does not exist"),
+        "an unknown console address is a page, not JSON: {}",
+        missing.body
+    );
 
     // Signing out needs the CSRF token too, then ends the session on the server.
     let refused = client.post_form_raw("/console/sign-out", &[]).await;

@@ -8,6 +8,7 @@ mod console;
 mod console_admin;
 mod console_connectors;
 mod console_pages;
+mod crash;
 mod graph;
 mod hybrid;
 mod openldap;

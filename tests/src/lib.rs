@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod console;
 pub mod databases;
+pub mod invariants;
 pub mod samba;
 pub mod server;
 pub mod slapd;

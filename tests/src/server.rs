@@ -24,7 +24,8 @@ pub fn binary() -> PathBuf {
     let path = target.join("debug/latchkey");
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build -p latchkey` (cargo test --workspace builds \
+        "{} is missing: build it with `cargo build -p latchkey --features failpoints` (the crash \
+         tests need its crash points; cargo test --workspace --all-features builds \
          it), or run the whole suite with `tests/run`",
         path.display()
     );

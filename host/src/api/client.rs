@@ -299,6 +299,11 @@ pub async fn ack(
             json!({"key": key.id, "deliveries": ids, "changes": changes_of(ids)}),
         )
     };
+    // Crash point (the crash matrix, `failpoints` builds only): the key stored the envelope and
+    // its ack verified, nothing recorded yet.
+    if !accepted.is_empty() {
+        crate::workflow::recovery::crash_point("ack::after-verify");
+    }
     let outcomes = state
         .store
         .ack_deliveries_audited(

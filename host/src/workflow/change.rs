@@ -31,6 +31,7 @@ use super::generator::{self, GeneratorError};
 use super::history::{self, HistoryError};
 use super::manual::{self, ManualInputError};
 use super::policy::{self, ConnectorPolicy, PolicyError};
+use super::recovery::{InFlight, crash_point, delay_point};
 use crate::delivery::{self, Waker};
 use crate::runtime::wit::types::{
     Account, AccountQuery, ConnectorError, ErrorInfo, MatchMode, SetOptions, SetStatus, Violation,
@@ -581,6 +582,11 @@ impl Workflow {
             }
         };
         let change_id = change.id.clone();
+        // Until this returns, the sweeper's recovery leaves the change to this request.
+        let _in_flight = InFlight::begin(&change_id);
+        // Crash points (the crash matrix, `failpoints` builds only): here sealed and held,
+        // nothing written to a directory.
+        crash_point("change::after-seal");
         self.store
             .set_change_state(tenant_id, &change_id, ChangeState::Applying, None, now())
             .await?;
@@ -599,6 +605,8 @@ impl Workflow {
             .account
             .as_ref()
             .expect("the primary has the account");
+        // A slow directory (the tests' delay point, `failpoints` builds only).
+        delay_point("change::before-set-password").await;
         let result = match &how {
             Apply::Set(options) => {
                 primary
@@ -632,6 +640,8 @@ impl Workflow {
             ),
             other => other,
         };
+        // The directory answered; its outcome is not recorded yet.
+        crash_point("change::set-password");
         match result {
             Ok(outcome) => {
                 self.store
@@ -643,6 +653,7 @@ impl Workflow {
                         now(),
                     )
                     .await?;
+                crash_point("change::after-primary");
             }
             Err(error) => {
                 let (detail, _) = describe::call_error(&error);
@@ -750,6 +761,7 @@ impl Workflow {
                 .record_change_outcome(tenant_id, &change_id, target.name(), outcome, now())
                 .await?;
         }
+        crash_point("change::after-secondaries");
 
         let state = if all_applied {
             ChangeState::Applied
@@ -771,6 +783,7 @@ impl Workflow {
                        "superseded": release.superseded, "awaiting_sync": awaiting_sync}),
             )
         };
+        crash_point("change::before-release");
         self.store
             .finish_applied_change(
                 tenant_id,
@@ -782,6 +795,8 @@ impl Workflow {
                 now(),
             )
             .await?;
+        // Released, the key's workstations not woken, the history not remembered.
+        crash_point("change::after-release");
         self.waker.wake(&key.id);
         let remembered = match history_hash {
             None => Ok(()),

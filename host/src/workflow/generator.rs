@@ -25,6 +25,13 @@ pub const DEFAULT_LENGTH: u32 = 20;
 /// AltGr or a dead key on US, UK, German and French layouts.
 pub const SAFE_SYMBOLS: &str = "!%*+-./=?_";
 
+/// The longest password the generator draws, whatever the policy's maximum: a connector may
+/// answer `max-length` u32::MAX ("no maximum") or a minimum in the billions, and the admin's
+/// requested length is any u32, so without it one request could make the server allocate and
+/// draw gigabytes (found while writing the `plugin_output` fuzz target). Directories stop at
+/// 256.
+pub const MAX_GENERATED_LENGTH: u32 = 1024;
+
 /// How many draws may be refused for containing the account's name before giving up (each
 /// draw is refused with a probability far below one half for any name longer than 2).
 const ATTEMPTS: usize = 1000;
@@ -32,7 +39,10 @@ const ATTEMPTS: usize = 1000;
 /// Why no password was generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GeneratorError {
-    #[error("a length of {requested} is above the policy's maximum of {max}")]
+    #[error(
+        "a length of {requested} is above the longest allowed, {max} (the policies' maximum, \
+         and never more than {MAX_GENERATED_LENGTH})"
+    )]
     TooLong { requested: u32, max: u32 },
     #[error("the policy cannot be met: at least {min} characters but at most {max}")]
     LengthRange { min: u32, max: u32 },
@@ -52,7 +62,10 @@ pub fn generate(
     account: &Account,
     length: Option<u32>,
 ) -> Result<SecretString, GeneratorError> {
-    let (min, max) = (policy.min_length, policy.max_length);
+    let (min, max) = (
+        policy.min_length,
+        policy.max_length.min(MAX_GENERATED_LENGTH),
+    );
     if min > max {
         return Err(GeneratorError::LengthRange { min, max });
     }
@@ -303,6 +316,29 @@ mod tests {
                 .expose_secret()
                 .len(),
             16
+        );
+    }
+
+    #[test]
+    fn lengths_are_capped_whatever_the_policy_says() {
+        let mut open = ad_default();
+        open.max_length = u32::MAX;
+        assert_eq!(
+            generate(&open, &account(), Some(u32::MAX)).unwrap_err(),
+            GeneratorError::TooLong {
+                requested: u32::MAX,
+                max: MAX_GENERATED_LENGTH
+            }
+        );
+        let long = generate(&open, &account(), Some(MAX_GENERATED_LENGTH)).unwrap();
+        assert_eq!(long.expose_secret().len(), MAX_GENERATED_LENGTH as usize);
+        open.min_length = 4_000_000_000;
+        assert_eq!(
+            generate(&open, &account(), None).unwrap_err(),
+            GeneratorError::LengthRange {
+                min: 4_000_000_000,
+                max: MAX_GENERATED_LENGTH
+            }
         );
     }
 

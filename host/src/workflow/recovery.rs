@@ -5,7 +5,18 @@
 //! is destroyed and the change failed. A directory that cannot be asked leaves the change for
 //! the next sweep. Either way the admin reads what happened in the change's status and audit.
 //!
-//! It must never release an envelope the directory did not take, nor destroy one it did.
+//! It must never release an envelope the directory did not take, nor destroy one it did; so it
+//! never touches a change this process is still applying (`InFlight`): the grace period alone
+//! would let the sweeper ask the directory while the primary's `set-password` is on its way,
+//! find nothing yet, fail the change and destroy the envelope of a password the directory then
+//! takes (found by the crash matrix). Across PostgreSQL replicas only the grace protects a
+//! change another replica is applying.
+//!
+//! It also holds the crash points (`crash_point`) the crash-matrix tests kill the server at:
+//! compiled only with the `failpoints` feature, and a no-op otherwise.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use serde_json::json;
 
@@ -36,7 +47,7 @@ impl Workflow {
             }
         };
         for change in unfinished {
-            if change.change.updated_at > older_than {
+            if change.change.updated_at > older_than || InFlight::contains(&change.change.id) {
                 continue;
             }
             match self.recover_one(&change).await {
@@ -136,4 +147,98 @@ impl Workflow {
             .await?;
         Ok(Some(directory_has_it))
     }
+}
+
+/// The changes this process is applying now (between seal and release): recovery leaves them
+/// to the request applying them. Per process, like the request; a crash empties it with
+/// everything else.
+static IN_FLIGHT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// A change marked in flight for as long as this lives: dropped when `apply` returns, fails or
+/// is cancelled (the client went away), after which recovery may resolve what it left.
+pub(super) struct InFlight(String);
+
+impl InFlight {
+    pub(super) fn begin(change_id: &str) -> InFlight {
+        IN_FLIGHT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(change_id.to_string());
+        InFlight(change_id.to_string())
+    }
+
+    fn contains(change_id: &str) -> bool {
+        IN_FLIGHT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(change_id)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// A crash point: with the `failpoints` feature and the point armed through the `FAILPOINTS`
+/// environment variable (tikv's fail-rs, set up in `serve`), the process SIGKILLs itself here;
+/// otherwise nothing (the body is compiled out and the call inlined away).
+///
+/// The action is `return` (kill every time the point is reached) or `return(FILE)` (kill only
+/// while FILE exists): a test's server restarts with the environment it started with, as under
+/// a supervisor, so a test disarms the point for the restart by removing the file.
+///
+/// Why SIGKILL and not fail-rs's `panic`: a panic in a request's tokio task kills the task,
+/// not the process (and the profile's `panic = unwind` stays). Why not `process::abort()`:
+/// SIGABRT may dump core, and a core file of this process is plaintext on disk. SIGKILL is the
+/// crash the matrix promises to survive: no unwinding, no destructors, nothing flushed.
+#[inline(always)]
+pub fn crash_point(name: &'static str) {
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!(name, |arm: Option<String>| crash(name, arm.as_deref()));
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
+/// A delay point (`failpoints` builds only): armed as `NAME=return(MS)`, the task waits MS
+/// milliseconds here without blocking the runtime (fail-rs's own `sleep` blocks a worker
+/// thread, and with it whatever else would run meanwhile, like the sweeper); a slow directory
+/// for the tests. Otherwise nothing.
+#[inline(always)]
+pub async fn delay_point(name: &'static str) {
+    #[cfg(feature = "failpoints")]
+    {
+        let mut delay = None;
+        // fail_point! returns from the function it is in: this closure.
+        (|| {
+            fail::fail_point!(name, |ms: Option<String>| {
+                delay = ms.and_then(|ms| ms.parse::<u64>().ok());
+            });
+        })();
+        if let Some(ms) = delay {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
+#[cfg(feature = "failpoints")]
+fn crash(name: &str, arm: Option<&str>) {
+    if arm.is_some_and(|file| !std::path::Path::new(file).exists()) {
+        return;
+    }
+    // Written straight to stderr (unbuffered): the tests read it to know the crash was this one.
+    eprintln!(
+        "failpoint {name}: killing process {} with SIGKILL",
+        std::process::id()
+    );
+    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    // A SIGKILL to oneself is delivered before kill() returns; should it somehow not be, the
+    // process must still not go on past the crash point.
+    std::process::abort();
 }
