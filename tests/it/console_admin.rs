@@ -410,27 +410,7 @@ async fn a_workstation_enrolls_with_a_code_from_the_console_and_the_audit_shows_
     );
 
     // The agent enrolls with it and waits for approval.
-    let args: Vec<String> = [
-        "run",
-        "--server",
-        &server.url,
-        "--enrollment-code",
-        &code,
-        "--key-file",
-        key_file.to_str().unwrap(),
-        "--name",
-        "console-ws",
-        "--once",
-        "--approval-timeout",
-        "60",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let run = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        agent(&args)
-    });
+    let run = crate::server_core::spawn_agent_run_once(&server, &code, &key_file, "console-ws");
     let mut enrolled = None;
     for _ in 0..300 {
         if let Some(w) = workstations(&server, &t).await.into_iter().next() {

@@ -148,23 +148,24 @@ pub(crate) async fn enrollment_code(server: &Server, t: &Tenant) -> String {
     code["code"].as_str().unwrap().to_string()
 }
 
-/// Runs `latchkey agent run --once` while approving its workstation as soon as it enrolls.
-pub(crate) async fn agent_run_once_with_approval(
+/// `latchkey agent run --once` enrolling with `code` as workstation `name`, in the background
+/// (it waits up to 60 s for an admin's approval).
+pub(crate) fn spawn_agent_run_once(
     server: &Server,
-    t: &Tenant,
+    code: &str,
     key_file: &std::path::Path,
-) -> String {
-    let code = enrollment_code(server, t).await;
+    name: &str,
+) -> tokio::task::JoinHandle<std::process::Output> {
     let args: Vec<String> = [
         "run",
         "--server",
         &server.url,
         "--enrollment-code",
-        &code,
+        code,
         "--key-file",
         key_file.to_str().unwrap(),
         "--name",
-        "e2e-workstation",
+        name,
         "--once",
         "--approval-timeout",
         "60",
@@ -172,10 +173,20 @@ pub(crate) async fn agent_run_once_with_approval(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let run = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         agent(&args)
-    });
+    })
+}
+
+/// Runs `latchkey agent run --once` while approving its workstation as soon as it enrolls.
+pub(crate) async fn agent_run_once_with_approval(
+    server: &Server,
+    t: &Tenant,
+    key_file: &std::path::Path,
+) -> String {
+    let code = enrollment_code(server, t).await;
+    let run = spawn_agent_run_once(server, &code, key_file, "e2e-workstation");
     let mut approved = false;
     for _ in 0..300 {
         let list = server
