@@ -20,6 +20,10 @@ pub struct ApiReply {
     pub body: Value,
 }
 
+/// The API's routes, built once: every console page calls them, often several times.
+static API_ROUTES: std::sync::LazyLock<axum::Router<AppState>> =
+    std::sync::LazyLock::new(crate::api::routes);
+
 /// The largest answer the console reads (an audit page or an employee list is far smaller).
 const MAX_REPLY: usize = 16 * 1024 * 1024;
 
@@ -50,7 +54,7 @@ pub async fn api(
         }
     };
     request.extensions_mut().insert(SignedIn(principal.clone()));
-    let router = crate::api::routes().with_state(state.clone());
+    let router = API_ROUTES.clone().with_state(state.clone());
     let response = match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
