@@ -6,6 +6,9 @@
 //! ad-ldap`); uses PostgreSQL when `LATCHKEY_POSTGRES_URL` is set and the Samba DC when
 //! `LATCHKEY_SAMBA_ENV` is (a section that cannot run says so and why). `--quick` runs every
 //! section with smaller counts (to check the program, not for figures).
+//!
+//! `soak [--minutes 30] [--rate 50]` runs the soak of issue 10 instead (`soak.rs`): the release
+//! server under a steady load for that long; a 30-minute run writes docs/soak.md.
 
 mod changes;
 mod deliveries;
@@ -14,11 +17,18 @@ mod plugin;
 mod report;
 mod samba;
 mod setup;
+mod soak;
 mod startup;
 
 use report::Report;
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("soak") {
+        return tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(soak::run());
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -99,6 +99,41 @@ pub struct RouteDoc {
     /// The status of success.
     pub success: u16,
     pub summary: &'static str,
+    /// The JSON body it takes, as a JSON Schema of the struct its handler deserializes.
+    pub body: Option<BodySchema>,
+    /// Whether the body may be left out (its fields all have defaults).
+    pub body_optional: bool,
+    /// The media type of a successful answer.
+    pub content_type: &'static str,
+}
+
+/// Writes a request body's JSON Schema (its named parts go to the generator's definitions).
+pub type BodySchema = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// The [`BodySchema`] of `T`.
+fn schema<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    generator.subschema_for::<T>()
+}
+
+impl RouteDoc {
+    /// This route with a JSON body deserialized as `T`.
+    const fn body(mut self, body: BodySchema) -> RouteDoc {
+        self.body = Some(body);
+        self
+    }
+
+    /// This route with a JSON body deserialized as `T` that may be left out.
+    const fn optional_body(mut self, body: BodySchema) -> RouteDoc {
+        self.body = Some(body);
+        self.body_optional = true;
+        self
+    }
+
+    /// This route answering `content_type` instead of JSON.
+    const fn answers(mut self, content_type: &'static str) -> RouteDoc {
+        self.content_type = content_type;
+        self
+    }
 }
 
 const fn route(
@@ -114,6 +149,9 @@ const fn route(
         access,
         success,
         summary,
+        body: None,
+        body_optional: false,
+        content_type: "application/json",
     }
 }
 
@@ -135,7 +173,8 @@ pub const ROUTES: &[RouteDoc] = &[
         200,
         "The database answers and plugins are loaded",
     ),
-    route("GET", "/metrics", Access::Public, 200, "Prometheus metrics"),
+    route("GET", "/metrics", Access::Public, 200, "Prometheus metrics")
+        .answers("application/openmetrics-text; version=1.0.0"),
     route(
         "GET",
         "/api/v1/openapi.json",
@@ -149,7 +188,8 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Operator,
         201,
         "Create a tenant",
-    ),
+    )
+    .body(schema::<admin::NewTenantBody>),
     route(
         "GET",
         "/api/v1/tenants",
@@ -163,7 +203,8 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Tenant(Owner),
         201,
         "Create an admin; its token is shown once",
-    ),
+    )
+    .body(schema::<admin::NewAdminBody>),
     route(
         "GET",
         "/api/v1/tenants/{tenant}/admins",
@@ -184,7 +225,8 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Tenant(Manage),
         201,
         "Add a connector (secrets are write-only)",
-    ),
+    )
+    .body(schema::<admin::NewConnectorBody>),
     route(
         "GET",
         "/api/v1/tenants/{tenant}/connectors",
@@ -198,7 +240,8 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Tenant(Manage),
         200,
         "Change a connector: role, order, config, enabled, grant, secrets",
-    ),
+    )
+    .body(schema::<admin::ConnectorPatch>),
     route(
         "DELETE",
         "/api/v1/tenants/{tenant}/connectors/{id}",
@@ -226,14 +269,16 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Tenant(Manage),
         201,
         "Add an employee by account (username, UPN or id)",
-    ),
+    )
+    .body(schema::<admin::NewEmployeeBody>),
     route(
         "POST",
         "/api/v1/tenants/{tenant}/employees/import",
         Access::Tenant(Manage),
         200,
         "Import a connector's accounts as employees",
-    ),
+    )
+    .body(schema::<admin::ImportBody>),
     route(
         "GET",
         "/api/v1/tenants/{tenant}/employees/{employee}",
@@ -247,14 +292,16 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Tenant(Reset),
         200,
         "Check a candidate against every connector's policy and the history",
-    ),
+    )
+    .body(schema::<admin::CheckBody>),
     route(
         "POST",
         "/api/v1/tenants/{tenant}/employees/{employee}/password",
         Access::Tenant(Reset),
         202,
         "Reset the password (manual or generate); never answers with it",
-    ),
+    )
+    .body(schema::<admin::PasswordBody>),
     route(
         "GET",
         "/api/v1/tenants/{tenant}/password-changes",
@@ -275,7 +322,8 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Tenant(Manage),
         201,
         "Register a hardware key (status ready)",
-    ),
+    )
+    .body(schema::<admin::NewKeyBody>),
     route(
         "GET",
         "/api/v1/tenants/{tenant}/keys",
@@ -289,14 +337,16 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Tenant(Manage),
         200,
         "Change a key's status or employee",
-    ),
+    )
+    .body(schema::<admin::KeyPatch>),
     route(
         "POST",
         "/api/v1/tenants/{tenant}/enrollment-codes",
         Access::Tenant(Manage),
         201,
         "A one-time code a workstation enrolls with",
-    ),
+    )
+    .optional_body(schema::<admin::NewCodeBody>),
     route(
         "GET",
         "/api/v1/tenants/{tenant}/workstations",
@@ -338,7 +388,8 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Public,
         201,
         "Enroll a workstation with a code",
-    ),
+    )
+    .body(schema::<client::EnrollBody>),
     route(
         "GET",
         "/api/v1/client/me",
@@ -359,14 +410,16 @@ pub const ROUTES: &[RouteDoc] = &[
         Access::Workstation,
         200,
         "Post the key's signed ack of a delivery",
-    ),
+    )
+    .body(schema::<client::AckBody>),
     route(
         "POST",
         "/api/v1/client/keys/{key}/password-change",
         Access::Workstation,
         202,
         "The user changes their own password",
-    ),
+    )
+    .body(schema::<client::UserChangeBody>),
 ];
 
 /// The router, without a socket: tests call it directly. It serves the API and the admin

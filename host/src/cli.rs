@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use rustls::pki_types::pem::{self, PemObject as _};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::Digest as _;
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -475,7 +477,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
     let read =
         |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&read(cert)?)
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
     anyhow::ensure!(
@@ -483,9 +485,14 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<axum_server::tls_rustls
         "{} holds no certificate (give the server's certificate in PEM)",
         cert.display()
     );
-    let private_key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
-        .with_context(|| format!("{} is not a PEM private key", key.display()))?
-        .with_context(|| format!("{} holds no private key", key.display()))?;
+    let private_key = match PrivateKeyDer::from_pem_slice(&read(key)?) {
+        Ok(private_key) => private_key,
+        Err(pem::Error::NoItemsFound) => bail!("{} holds no private key", key.display()),
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("{} is not a PEM private key", key.display()));
+        }
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -12,6 +12,6 @@ pub mod ack;
 pub mod seal;
 pub mod waker;
 
-pub use ack::{AckError, verify_ack};
+pub use ack::{AckError, AckVerifier, verify_ack};
 pub use seal::{SealError, Sealed, seal_for_key};
 pub use waker::Waker;

@@ -53,6 +53,7 @@ pub fn manifest(data: &[u8]) {
 /// extreme numbers) through the host's size checks and then everything that turns an accepted
 /// answer into JSON, a merged policy or a generated password.
 pub fn plugin_output(data: &[u8]) {
+    BUDGET.set(PLUGIN_OUTPUT_BYTES);
     let mut u = Unstructured::new(data);
     // Several answers per input: the fuzzer reaches the conversions after the checks.
     for _ in 0..4 {
@@ -79,6 +80,26 @@ pub fn plugin_output(data: &[u8]) {
 
 type Gen<T> = arbitrary::Result<T>;
 
+/// The most bytes of strings one input's answers may hold: a plugin's answer is built in its
+/// linear memory, capped at 64 MiB (`Limits::default`), so nothing larger ever reaches the
+/// host. Without it, one account of 1 MiB strings cloned 4,100 times asked for 20 GiB and
+/// stopped the fuzzer at its memory limit before the host's checks ran.
+const PLUGIN_OUTPUT_BYTES: usize = 64 << 20;
+
+thread_local! {
+    /// What is left of [`PLUGIN_OUTPUT_BYTES`] for the input being built.
+    static BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(PLUGIN_OUTPUT_BYTES) };
+}
+
+/// Takes up to `wanted` bytes from the input's budget; what it may use.
+fn spend(wanted: usize) -> usize {
+    BUDGET.with(|budget| {
+        let granted = wanted.min(budget.get());
+        budget.set(budget.get() - granted);
+        granted
+    })
+}
+
 /// A string up to a few times over the largest cap: arbitrary text (any Unicode, control
 /// characters included) repeated a chosen number of times, so a short input can make a long
 /// string.
@@ -98,6 +119,7 @@ fn text(u: &mut Unstructured<'_>) -> Gen<String> {
             _ => u.int_in_range(1usize..=(1 << 20) / base.len().max(1))?,
         }
     };
+    let times = spend(base.len().saturating_mul(times)) / base.len().max(1);
     Ok(base.repeat(times))
 }
 
@@ -122,8 +144,11 @@ fn list<T: Clone>(
         })?;
         Ok(out)
     } else {
+        let before = BUDGET.get();
         let one = item(u)?;
+        let each = (before - BUDGET.get()).max(1);
         let n = u.int_in_range(0usize..=4100)?;
+        let n = spend(each.saturating_mul(n)) / each;
         Ok(vec![one; n])
     }
 }

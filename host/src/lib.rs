@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod fuzzing;
 pub mod runtime;
 pub mod scaffold;
+mod slots;
 pub mod store;
 pub mod web;
 pub mod workflow;

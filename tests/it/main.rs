@@ -9,6 +9,7 @@ mod console_admin;
 mod console_connectors;
 mod console_pages;
 mod crash;
+mod faults;
 mod graph;
 mod hybrid;
 mod openldap;
@@ -17,6 +18,7 @@ mod replicas;
 mod sandbox;
 mod security;
 mod server_core;
+mod soak;
 mod store;
 mod workflow;
 

@@ -21,7 +21,9 @@ use keyproto::softkey::SoftwareKey;
 use latchkey::api::{Access, ROUTES};
 use latchkey::store::{MasterKey, Store};
 use latchkey_tests::samba::{ServiceAccount, TestUser, UserSpec, dc};
-use latchkey_tests::server::{Db, Server, agent, agent_with_input, sqlite_files, stdout_of};
+use latchkey_tests::server::{
+    Db, Options, Server, agent, agent_with_input, sqlite_files, stdout_of,
+};
 use serde_json::{Value, json};
 
 /// A tenant with the AD connector (primary, the delegated service account) and an admin.
@@ -982,8 +984,26 @@ async fn a_change_interrupted_by_a_crash_is_resolved_at_start_up() {
     let dc = dc();
     let landed = dc.create_user("e2ecrash1", UserSpec::default()).await;
     let lost = dc.create_user("e2ecrash2", UserSpec::default()).await;
-    let mut server = Server::start(Db::Sqlite).await;
+    let mut server = Server::start_with(
+        Db::Sqlite,
+        Options {
+            plugins: vec!["test-echo"],
+            ..Options::default()
+        },
+    )
+    .await;
     let t = tenant_with_ad(&server, "acme-crash", "owner").await;
+    // A secondary the crash left without an outcome: recovery names it.
+    let secondary = server
+        .expect(
+            201,
+            "POST",
+            &format!("/api/v1/tenants/{}/connectors", t.id),
+            &t.token,
+            Some(json!({"plugin": "test-echo", "role": "secondary"})),
+        )
+        .await;
+    let secondary = secondary["id"].as_str().unwrap();
     let keys = tempfile::tempdir().unwrap();
     let mut held = Vec::new();
     for user in [&landed, &lost] {
@@ -1033,6 +1053,7 @@ async fn a_change_interrupted_by_a_crash_is_resolved_at_start_up() {
                     envelope: sealed.envelope,
                     receipt: sealed.receipt,
                     not_after: Some(sealed.not_after),
+                    history_hash: None,
                 },
                 at,
             )
@@ -1068,6 +1089,11 @@ async fn a_change_interrupted_by_a_crash_is_resolved_at_start_up() {
         )
         .await;
     assert_eq!(released["state"], "partially_applied", "{released:#}");
+    let note = released["failure"].as_str().unwrap();
+    assert!(
+        note.contains(&format!("secondary connector {secondary} may not have it")),
+        "{note}"
+    );
     assert_eq!(
         released["delivery"]["state"], "pending",
         "the key will get the password the directory has"

@@ -92,6 +92,7 @@ fn change(f: &Fixture, slot: &str, envelope: &[u8]) -> NewChange {
         envelope: envelope.to_vec(),
         receipt: vec![],
         not_after: None,
+        history_hash: None,
     }
 }
 

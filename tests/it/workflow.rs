@@ -4,7 +4,7 @@
 
 use latchkey::capabilities::secrets::Secrets;
 use latchkey::store::{Employee, NewEmployee, Store, Tenant};
-use latchkey::workflow::history::{in_history, remember};
+use latchkey::workflow::history::{Origin, in_history, remember};
 use latchkey_tests::databases::tenant_with_connector;
 use latchkey_tests::store_test;
 use secrecy::SecretString;
@@ -48,7 +48,7 @@ store_test!(a_remembered_password_is_found, |db| {
             .await
             .unwrap()
     );
-    remember(store, &tenant.id, &alice.id, &password)
+    remember(store, &tenant.id, &alice.id, &password, Origin::Typed)
         .await
         .unwrap();
     assert!(
@@ -83,7 +83,7 @@ store_test!(the_oldest_falls_out_beyond_the_tenants_length, |db| {
     );
     let passwords: Vec<_> = (0..4).map(|i| secret(&format!("Passw0rd-{i}"))).collect();
     for password in &passwords {
-        remember(store, &tenant.id, &alice.id, password)
+        remember(store, &tenant.id, &alice.id, password, Origin::Typed)
             .await
             .unwrap();
     }
@@ -141,7 +141,7 @@ store_test!(histories_do_not_cross_employees_or_tenants, |db| {
     let (acme, alice, bob) = fixture(store, "acme").await;
     let (globex, carol, _) = fixture(store, "globex").await;
     let password = secret("Shared-Passw0rd");
-    remember(store, &acme.id, &alice.id, &password)
+    remember(store, &acme.id, &alice.id, &password, Origin::Typed)
         .await
         .unwrap();
     assert!(
@@ -168,7 +168,7 @@ store_test!(histories_do_not_cross_employees_or_tenants, |db| {
             .unwrap()
     );
     assert!(
-        remember(store, &globex.id, &alice.id, &password)
+        remember(store, &globex.id, &alice.id, &password, Origin::Typed)
             .await
             .is_err()
     );
@@ -183,7 +183,7 @@ store_test!(no_row_holds_the_password, |db| {
     let store = &db.store;
     let (tenant, alice, _) = fixture(store, "acme").await;
     let plain = "Unm1stakable-Secret";
-    remember(store, &tenant.id, &alice.id, &secret(plain))
+    remember(store, &tenant.id, &alice.id, &secret(plain), Origin::Typed)
         .await
         .unwrap();
     let cells = store.password_history_raw().await.unwrap();

@@ -3,7 +3,8 @@
 //!
 //! One of three outcomes, in this order:
 //! - **agree**: the change is applied (or partially applied), its delivery delivered, the
-//!   password the software key types binds to the real directory and the old one does not;
+//!   password the software key types binds to the real directory and the old one does not, and
+//!   the host's password history remembers it (a check of it names `in-history`);
 //! - **failed, untouched**: the change failed, nothing is left to deliver, the old password
 //!   still binds and the key holds the old password or nothing;
 //! - **admin told**: neither, the change is not failed (a failed change must leave the
@@ -25,7 +26,6 @@ use std::process::Command;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::databases::POSTGRES_URL_VAR;
 use crate::samba::{TestUser, dc};
 use crate::server::{Server, agent};
 
@@ -182,6 +182,12 @@ async fn outcome(
                          {change:#}"
                     ));
                 }
+                if !remembered(subject, change, typed).await? {
+                    return Err(format!(
+                        "the key and the directory agree, but the host's password history does \
+                         not remember the password: {change:#}"
+                    ));
+                }
                 return Ok(Outcome::Agree);
             }
             Err(error) => evidence.push(format!("the key's password does not bind: {error}")),
@@ -217,6 +223,31 @@ async fn outcome(
         "no invariant holds ({}): {change:#}",
         evidence.join("; ")
     ))
+}
+
+/// Whether the host's history remembers `password` for the change's employee: a policy check
+/// of it lists the host's own `in-history` violation.
+async fn remembered(subject: &Subject<'_>, change: &Value, password: &str) -> Result<bool, String> {
+    let employee = change["employee"].as_str().unwrap_or_default();
+    let (status, checked) = subject
+        .server
+        .call(
+            "POST",
+            &format!(
+                "/api/v1/tenants/{}/employees/{employee}/password/check",
+                subject.tenant
+            ),
+            subject.token,
+            Some(serde_json::json!({ "password": password })),
+        )
+        .await;
+    if status != 200 {
+        return Err(format!("checking the key's password: {status} {checked:#}"));
+    }
+    Ok(checked["violations"].as_array().is_some_and(|list| {
+        list.iter()
+            .any(|v| v["rule"] == "in-history" && v["connector"] == "latchkey")
+    }))
 }
 
 /// What `latchkey agent type` prints for `account`, or None when the key holds nothing for it.
@@ -258,33 +289,15 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// On PostgreSQL: a `pg_dump` of the server's database (named in its log's "database open"
-/// line, `latchkey_e2e_` and 8 hex digits, as `Server` creates it). None on SQLite.
+/// On PostgreSQL: a `pg_dump` of the server's database (wherever it is: the shared server or
+/// a private cluster). None on SQLite.
 fn pg_dump(server: &Server) -> Result<Option<Vec<u8>>, String> {
     if server.sqlite_file.is_some() {
         return Ok(None);
     }
-    let log = server.log();
-    let name = log
-        .find("latchkey_e2e_")
-        .map(|at| &log[at..])
-        .and_then(|rest| rest.get(..21))
-        .filter(|name| {
-            name["latchkey_e2e_".len()..]
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit())
-        })
-        .ok_or("the server's log names no latchkey_e2e_ database")?;
-    let admin =
-        std::env::var(POSTGRES_URL_VAR).map_err(|_| format!("{POSTGRES_URL_VAR} is not set"))?;
-    let base = admin.split('?').next().unwrap_or(&admin);
-    let base = &base[..base
-        .rfind('/')
-        .filter(|s| *s > "postgres://".len())
-        .unwrap_or(base.len())];
     let output = Command::new("pg_dump")
         .arg("--dbname")
-        .arg(format!("{base}/{name}"))
+        .arg(server.database_url())
         .output()
         .map_err(|e| {
             format!("running pg_dump: {e} (install it: apt-get install postgresql-client)")

@@ -7,9 +7,11 @@ pub mod browser;
 pub mod console;
 pub mod databases;
 pub mod invariants;
+pub mod proxy;
 pub mod samba;
 pub mod server;
 pub mod slapd;
+pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use latchkey_plugin_sdk::unicode_pwd;
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 
 /// The variable naming the DC's `env` file.
 pub const ENV_VAR: &str = "LATCHKEY_SAMBA_ENV";
@@ -352,7 +354,7 @@ pub struct TestUser {
 pub fn tls_config(ca_file: &Path) -> Arc<rustls::ClientConfig> {
     let pem = std::fs::read(ca_file).unwrap_or_else(|e| panic!("{}: {e}", ca_file.display()));
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         roots.add(cert.expect("a PEM certificate")).expect("a CA");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -49,6 +49,14 @@ pub struct Options {
     /// Serve HTTPS with this certificate and key (PEM files), trusted by `http` through this
     /// CA certificate (PEM).
     pub tls: Option<Tls>,
+    /// Create the PostgreSQL database on this server (an admin URL) instead of the one
+    /// `LATCHKEY_POSTGRES_URL` names (e.g. a private cluster a test restarts).
+    pub postgres_admin_url: Option<String>,
+    /// Make the data directory (the SQLite database, the log) under this directory instead of
+    /// the system's temporary directory (e.g. a small file system a test fills).
+    pub data_dir_in: Option<PathBuf>,
+    /// The `latchkey` binary to run instead of the debug build's (the soak's release run).
+    pub binary: Option<PathBuf>,
 }
 
 /// The server's TLS: its certificate and key files, and the CA that issued them.
@@ -101,15 +109,21 @@ impl Server {
 
     /// Starts a server on `db` with `options`.
     pub async fn start_with(db: Db, options: Options) -> Server {
-        let data_dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = match &options.data_dir_in {
+            Some(parent) => tempfile::tempdir_in(parent),
+            None => tempfile::tempdir(),
+        }
+        .expect("tempdir");
         let (database_url, postgres, sqlite_file) = match db {
             Db::Sqlite => {
                 let file = data_dir.path().join("latchkey.db");
                 (format!("sqlite://{}", file.display()), None, Some(file))
             }
             Db::Postgres => {
-                let admin = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
-                    panic!("{POSTGRES_URL_VAR} is not set: run `tests/run`, or point it at a PostgreSQL server")
+                let admin = options.postgres_admin_url.clone().unwrap_or_else(|| {
+                    std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+                        panic!("{POSTGRES_URL_VAR} is not set: run `tests/run`, or point it at a PostgreSQL server")
+                    })
                 });
                 let name = format!("latchkey_e2e_{:08x}", crate::samba::rand_u32());
                 let url = testing::create_postgres_database(&admin, &name)
@@ -209,7 +223,8 @@ impl Server {
             .append(true)
             .open(&self.log_path)
             .expect("server log");
-        let child = Command::new(binary())
+        let program = self.options.binary.clone().unwrap_or_else(binary);
+        let child = Command::new(program)
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--database-url", &self.database_url])
@@ -249,6 +264,16 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The database URL the server runs on.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
     }
 
     /// Everything the server wrote.

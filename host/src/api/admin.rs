@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use schemars::JsonSchema;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -131,9 +132,10 @@ fn created(value: Value) -> impl IntoResponse {
 
 // ---- tenants and admins -----------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantBody {
+    #[schemars(regex(pattern = r"\S"))]
     name: String,
 }
 
@@ -169,10 +171,12 @@ pub async fn list_tenants(State(state): State<AppState>, caller: Caller) -> ApiR
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAdminBody {
+    #[schemars(regex(pattern = r"\S"))]
     name: String,
+    #[schemars(extend("enum" = ["owner", "admin", "helpdesk", "auditor"]))]
     role: String,
 }
 
@@ -233,10 +237,11 @@ pub async fn revoke_admin(
 
 // ---- connectors -------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnectorBody {
     plugin: String,
+    #[schemars(extend("enum" = ["primary", "secondary"]))]
     role: String,
     #[serde(default)]
     config: Map<String, Value>,
@@ -368,9 +373,10 @@ pub async fn list_connectors(
     Ok(Json(json!({"connectors": list})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorPatch {
+    #[schemars(extend("enum" = ["primary", "secondary", null]))]
     role: Option<String>,
     position: Option<i64>,
     config: Option<Map<String, Value>>,
@@ -559,10 +565,11 @@ pub async fn get_employee(
     Ok(Json(value))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEmployeeBody {
     connector: String,
+    #[schemars(regex(pattern = r"\S"))]
     account: String,
 }
 
@@ -642,7 +649,7 @@ pub async fn create_employee(
     Ok(created(employee_json(&employee)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportBody {
     connector: String,
@@ -726,7 +733,7 @@ pub async fn import_employees(
 
 // ---- passwords --------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
     password: String,
@@ -746,9 +753,15 @@ pub async fn check_password(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// Only the generate mode takes a length.
+#[schemars(extend(
+    "if" = {"properties": {"mode": {"const": "manual"}}},
+    "then" = {"properties": {"length": {"type": "null"}}}
+))]
 pub struct PasswordBody {
+    #[schemars(extend("enum" = ["generate", "manual"]))]
     mode: String,
     password: Option<String>,
     confirm: Option<String>,
@@ -864,7 +877,7 @@ pub async fn list_changes(
 
 // ---- keys -------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
     serial: String,
@@ -923,9 +936,10 @@ pub async fn list_keys(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPatch {
+    #[schemars(extend("enum" = ["ready", "reserved", "active", "locked", "suspended", "deactivated", "compromised", null]))]
     status: Option<String>,
     /// An employee id to assign the key to, or null to unassign.
     #[serde(default, deserialize_with = "double_option")]
@@ -974,10 +988,11 @@ pub async fn update_key(
 
 // ---- enrolment codes and workstations ---------------------------------------------------
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct NewCodeBody {
     /// How long the code is valid (default 24 hours, at most 30 days).
+    #[schemars(range(min = 60, max = 2_592_000))]
     valid_seconds: Option<i64>,
 }
 

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use schemars::JsonSchema;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ use crate::store::{AckOutcome, Key, NewAuditRecord, StoreError, now};
 /// The longest long poll.
 const MAX_WAIT: u64 = 60;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollBody {
     code: String,
@@ -176,7 +177,7 @@ pub async fn deliveries(
 
 /// One ack, or (`acks`) several: a workstation posts what the key answered for the deliveries
 /// of one pull in one request.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
     delivery: Option<String>,
@@ -185,7 +186,7 @@ pub struct AckBody {
     acks: Option<Vec<AckItem>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckItem {
     delivery: String,
@@ -235,6 +236,8 @@ pub async fn ack(
         .await?;
     let mut accepted = Vec::new();
     let mut results: Vec<(String, Result<(), ApiError>)> = Vec::new();
+    // The key's public keys are parsed once for every ack of the request.
+    let verifier = delivery::AckVerifier::for_key(&key);
     for item in &items {
         let Some(delivery) = found
             .iter()
@@ -252,7 +255,11 @@ pub async fn ack(
         };
         // Verified whatever the delivery's state (the receipt outlives the ciphertext), so a
         // forged ack is refused even for a delivery that has ended.
-        match delivery::verify_ack(delivery, &key, &bytes) {
+        let verified = match &verifier {
+            Ok(verifier) => verifier.verify(delivery, &bytes),
+            Err(error) => Err(error.clone()),
+        };
+        match verified {
             Ok(()) => {
                 accepted.push(delivery.id.clone());
                 results.push((delivery.id.clone(), Ok(())));
@@ -342,7 +349,7 @@ pub async fn ack(
     Ok(Json(json!({"results": answers})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChangeBody {
     old_password: String,

@@ -127,7 +127,38 @@ impl ApiError {
             "the server failed; the error is in its log",
         )
     }
+
+    /// 503: the database does not answer (down, restarting, every connection busy); logs
+    /// `cause`, asks the client to retry in a few seconds.
+    pub fn database_unavailable(cause: impl std::fmt::Display) -> ApiError {
+        tracing::warn!(cause = %cause, "the database is unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database-unavailable",
+            "The database is unavailable; try again later",
+            "Latchkey cannot reach its database now (it may be restarting): try again in a few \
+             seconds; if this lasts, check that the database server is running and reachable",
+        )
+        .with(json!({"retry_after": DATABASE_RETRY_AFTER_SECONDS}))
+    }
+
+    /// 507: the database's disk is full, so nothing could be written; logs `cause`.
+    pub fn disk_full(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(cause = %cause, "the database's disk is full");
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "disk-full",
+            "The database's disk is full",
+            "Latchkey could not write to its database because the disk space is exhausted, so \
+             nothing was saved: free space on the disk that holds the database (the server's \
+             data directory), then try again",
+        )
+    }
 }
+
+/// What a client is told to wait before retrying when the database does not answer (a restart
+/// takes a few seconds).
+const DATABASE_RETRY_AFTER_SECONDS: u64 = 5;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -180,6 +211,8 @@ impl From<StoreError> for ApiError {
                 "A field is not valid",
                 message,
             ),
+            StoreError::Unavailable(cause) => ApiError::database_unavailable(cause),
+            StoreError::DiskFull(cause) => ApiError::disk_full(cause),
             other => ApiError::internal(other),
         }
     }
@@ -265,7 +298,7 @@ impl From<ChangeError> for ApiError {
                     "change_id": change_id,
                 }))
             }
-            ChangeError::NotFound(store) => store.into(),
+            ChangeError::NotFound(store) | ChangeError::Database(store) => store.into(),
             ChangeError::Internal(cause) => ApiError::internal(cause),
         }
     }

@@ -163,13 +163,20 @@ pub async fn openapi() -> Json<Value> {
 
 /// The OpenAPI 3.1 document, one operation per entry of the route table.
 pub fn openapi_document() -> Value {
+    // Request bodies are JSON Schemas (draft 2020-12, OpenAPI 3.1's own) derived from the
+    // handlers' structs; the types they share go to components/schemas.
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|settings| settings.definitions_path = "/components/schemas/".into())
+        .into_generator();
     let mut paths = serde_json::Map::new();
     for route in ROUTES {
         let item = paths
             .entry(route.path.to_string())
             .or_insert_with(|| json!({}));
-        item[route.method.to_lowercase()] = operation(route);
+        item[route.method.to_lowercase()] = operation(route, &mut generator);
     }
+    let mut schemas = generator.take_definitions(true);
+    schemas.insert("Problem".into(), problem_schema());
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -184,23 +191,26 @@ pub fn openapi_document() -> Value {
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "An operator's, admin's or workstation's token"}
             },
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string"}, "title": {"type": "string"},
-                        "status": {"type": "integer"}, "detail": {"type": "string"},
-                        "errors": {"type": "array"}, "violations": {"type": "array"},
-                        "precondition": {"type": "string"},
-                    },
-                    "required": ["type", "title", "status", "detail"]
-                }
-            }
+            "schemas": schemas,
         }
     })
 }
 
-fn operation(route: &RouteDoc) -> Value {
+/// RFC 9457 problem details, as every error is answered.
+fn problem_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"},
+            "status": {"type": "integer"}, "detail": {"type": "string"},
+            "errors": {"type": "array"}, "violations": {"type": "array"},
+            "precondition": {"type": "string"},
+        },
+        "required": ["type", "title", "status", "detail"]
+    })
+}
+
+fn operation(route: &RouteDoc, generator: &mut schemars::SchemaGenerator) -> Value {
     let parameters: Vec<Value> = route
         .path
         .split('/')
@@ -215,7 +225,8 @@ fn operation(route: &RouteDoc) -> Value {
             route.path.trim_start_matches('/').replace(['/', '{', '}', '-'], "_")),
         "parameters": parameters,
         "responses": {
-            route.success.to_string(): {"description": "success", "content": {"application/json": {}}},
+            route.success.to_string(): {"description": "success",
+                                        "content": {route.content_type: {}}},
             "4XX": problem.clone(),
             "5XX": problem,
         },
@@ -224,9 +235,96 @@ fn operation(route: &RouteDoc) -> Value {
     if route.access != super::Access::Public {
         op["security"] = json!([{"bearer": []}]);
     }
-    if matches!(route.method, "POST" | "PATCH") {
-        op["requestBody"] =
-            json!({"content": {"application/json": {"schema": {"type": "object"}}}});
+    if let Some(body) = route.body {
+        op["requestBody"] = json!({
+            "required": !route.body_optional,
+            "content": {"application/json": {"schema": body(generator)}},
+        });
     }
     op
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A validator for the request body of `method path`, resolving its references in the
+    /// document's components.
+    fn body_validator(document: &Value, method: &str, path: &str) -> jsonschema::Validator {
+        let body = &document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+        assert!(body.is_object(), "{method} {path} documents its body");
+        let mut schema = body.clone();
+        schema["components"] = document["components"].clone();
+        jsonschema::draft202012::new(&schema).expect("a valid JSON Schema")
+    }
+
+    #[test]
+    fn every_body_a_handler_reads_is_documented_as_the_handler_reads_it() {
+        let document = openapi_document();
+        // Routes without a body: the ones that act on the path alone.
+        for route in ROUTES {
+            let documented = document["paths"][route.path][route.method.to_lowercase()]
+                .get("requestBody")
+                .is_some();
+            assert_eq!(
+                documented,
+                route.body.is_some(),
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+        let tenant = body_validator(&document, "post", "/api/v1/tenants");
+        assert!(tenant.is_valid(&json!({"name": "acme"})));
+        assert!(!tenant.is_valid(&json!({})), "name is required");
+        assert!(
+            !tenant.is_valid(&json!({"name": "  "})),
+            "a blank name is refused"
+        );
+        assert!(
+            !tenant.is_valid(&json!({"name": "acme", "x": 1})),
+            "unknown fields refused"
+        );
+
+        let password = body_validator(
+            &document,
+            "post",
+            "/api/v1/tenants/{tenant}/employees/{employee}/password",
+        );
+        assert!(password.is_valid(&json!({"mode": "generate", "unlock": true})));
+        assert!(password.is_valid(&json!({"mode": "manual", "password": "a", "confirm": "a"})));
+        assert!(
+            !password.is_valid(&json!({"mode": "guess"})),
+            "mode is one of two"
+        );
+
+        let admin = body_validator(&document, "post", "/api/v1/tenants/{tenant}/admins");
+        assert!(admin.is_valid(&json!({"name": "Ann", "role": "helpdesk"})));
+        assert!(!admin.is_valid(&json!({"name": "Ann", "role": "root"})));
+
+        let key = body_validator(&document, "patch", "/api/v1/tenants/{tenant}/keys/{id}");
+        assert!(!key.is_valid(&json!({"status": "lost"})));
+        assert!(key.is_valid(&json!({"status": "suspended", "employee": null})));
+
+        let acks = body_validator(&document, "post", "/api/v1/client/keys/{key}/acks");
+        assert!(acks.is_valid(&json!({"acks": [{"delivery": "d", "ack": "a"}]})));
+        assert!(!acks.is_valid(&json!({"acks": [{"delivery": "d"}]})));
+
+        let codes = &document["paths"]["/api/v1/tenants/{tenant}/enrollment-codes"]["post"];
+        assert_eq!(
+            codes["requestBody"]["required"], false,
+            "an empty body is allowed"
+        );
+        assert_eq!(
+            document["paths"]["/api/v1/tenants"]["post"]["requestBody"]["required"],
+            true
+        );
+        let metrics = &document["paths"]["/metrics"]["get"]["responses"]["200"]["content"];
+        assert!(
+            metrics
+                .get("application/openmetrics-text; version=1.0.0")
+                .is_some(),
+            "{metrics}"
+        );
+    }
 }

@@ -64,7 +64,11 @@ pub struct ConnectorSettings {
 /// Why a call into a plugin failed (as opposed to the directory answering with an error).
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("the plugin did not answer within its deadline of {0:?}; the call was stopped")]
+    #[error(
+        "the plugin did not answer within its deadline of {0:?}; the call was stopped: try again, \
+         and if it keeps happening, check the connector's directory and tell whoever maintains \
+         the plugin"
+    )]
     DeadlineExceeded(Duration),
     #[error(
         "the plugin tried to use more than its memory limit of {limit_mib} MiB; the call was stopped"

@@ -132,6 +132,9 @@ pub struct NewChange {
     pub envelope: Vec<u8>,
     /// What verifies the key's ack of it (keyproto's seal receipt: hashes, nothing secret).
     pub receipt: Vec<u8>,
+    /// The password's argon2id hash for the employee's history (none when the tenant keeps no
+    /// history), written ahead of the directory with the change.
+    pub history_hash: Option<String>,
     pub not_after: Option<UnixTime>,
 }
 
@@ -215,7 +218,8 @@ impl Store {
     }
 
     /// [`Store::begin_change`], appending `audit(change, delivery)` to the audit chain in the
-    /// same transaction.
+    /// same transaction. The password's history hash, if any, is added in it too (and taken
+    /// back by [`Store::forget_change_password`] if the change fails).
     pub async fn begin_change_audited(
         &self,
         tenant_id: &str,
@@ -223,7 +227,9 @@ impl Store {
         now: UnixTime,
         audit: impl FnOnce(&PasswordChange, &Delivery) -> Option<NewAuditRecord>,
     ) -> Result<(PasswordChange, Delivery), StoreError> {
-        let mut tx = self.write().await?;
+        // Durable: the directory is asked only after this commit, so a power cut must not take
+        // it (the held envelope and the history entry are what recovery and the key rely on).
+        let mut tx = self.write_durable().await?;
         // PostgreSQL: the key row's lock orders concurrent changes of one key, so the sequence
         // check below sees every earlier envelope. SQLite has one writer already.
         let lock = match self.backend {
@@ -298,6 +304,10 @@ impl Store {
         .await
         .or_conflict("a password change for this key and account is already in flight")?;
         let delivery = deliveries::delivery(&row)?;
+        if let Some(hash) = &new.history_hash {
+            super::history::append_ahead_in(&mut tx, tenant_id, &new.employee_id, &change_id, hash)
+                .await?;
+        }
         if let Some(record) = audit(&change, &delivery) {
             super::audit::append_in(&mut tx, record, now).await?;
         }
@@ -407,7 +417,8 @@ impl Store {
 
     /// Ends change `id` whose directories took the password, in one transaction: releases its
     /// held delivery `delivery_id` (superseding the older queued one), moves the change to
-    /// `state` (with `failure`), and appends `audit(release)` to the audit chain.
+    /// `state` (with `failure`), prunes the employee's password history to the tenant's length,
+    /// and appends `audit(release)` to the audit chain.
     #[allow(clippy::too_many_arguments)]
     pub async fn finish_applied_change(
         &self,
@@ -433,9 +444,11 @@ impl Store {
                 state: "final".into(),
                 expected: "a finished change does not change state",
             })?;
+        let change = change(&row)?;
+        super::history::prune_in(&mut tx, tenant_id, &change.employee_id).await?;
         super::audit::append_in(&mut tx, audit(&release), now).await?;
         tx.commit().await.db()?;
-        Ok((change(&row)?, release))
+        Ok((change, release))
     }
 
     /// Every change left held or applying, on every tenant, oldest first: what start-up must

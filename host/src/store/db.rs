@@ -36,6 +36,13 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    /// SQLite only: connections that commit with `synchronous = FULL` (the WAL fsynced before
+    /// COMMIT returns), for the transaction that must survive a power cut: a change's begin,
+    /// which holds its envelope and history entry and is written before any directory is
+    /// asked. The pool commits with NORMAL (the WAL synced at checkpoints): a power cut may
+    /// take its last commits, and recovery derives those again from a durable begin.
+    /// PostgreSQL commits every transaction durably (group commit), so it has none.
+    pub(crate) durable: Option<AnyPool>,
     pub(crate) backend: Backend,
     pub(crate) master_key: Arc<MasterKey>,
     /// PostgreSQL's URL, for the release listener's own connection (it may hold a password).
@@ -59,6 +66,11 @@ impl fmt::Debug for Store {
 /// How long a SQLite writer waits for the write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a request waits for a PostgreSQL connection (reconnecting meanwhile) before it is
+/// answered 503: long enough to ride out a fast restart of the server, short enough that a
+/// client learns of an outage instead of hanging (sqlx's default is 30 s).
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Store {
     /// Opens (creating a SQLite file if missing) the database at `url`, runs its migrations,
     /// and seals connector secrets under `master_key`.
@@ -73,6 +85,7 @@ impl Store {
                 "the database URL must start with sqlite: or postgres://".into(),
             ));
         };
+        let mut durable = None;
         let pool = match backend {
             Backend::Sqlite => {
                 // Create the file and switch it to WAL once, on a connection of its own: the
@@ -85,24 +98,12 @@ impl Store {
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT);
                 options.connect().await.db()?.close().await.db()?;
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA synchronous = NORMAL;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await
-                    .db()?
+                durable = Some(sqlite_pool(url, 2, "FULL").await?);
+                sqlite_pool(url, 8, "NORMAL").await?
             }
             Backend::Postgres => AnyPoolOptions::new()
                 .max_connections(16)
+                .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await
                 .db()?,
@@ -117,6 +118,7 @@ impl Store {
         super::tokens::warm_up().await;
         Ok(Store {
             pool,
+            durable,
             backend,
             master_key: Arc::new(master_key),
             listen_url: (backend == Backend::Postgres)
@@ -138,6 +140,9 @@ impl Store {
 
     /// Closes every connection (waiting for those in use).
     pub async fn close(&self) {
+        if let Some(durable) = &self.durable {
+            durable.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -150,6 +155,47 @@ impl Store {
             Backend::Postgres => self.pool.begin().await.db(),
         }
     }
+
+    /// A transaction that will write and whose commit must survive a power cut (see
+    /// `durable`).
+    pub(crate) async fn write_durable(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match &self.durable {
+            Some(durable) => durable.begin_with("BEGIN IMMEDIATE").await.db(),
+            None => self.write().await,
+        }
+    }
+}
+
+/// A pool of `max_connections` SQLite connections to `url` (a file already in WAL mode) that
+/// commit with `PRAGMA synchronous = {synchronous}`.
+async fn sqlite_pool(
+    url: &str,
+    max_connections: u32,
+    synchronous: &'static str,
+) -> Result<AnyPool, StoreError> {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        // On a full disk SQLite rolls a transaction back by itself and then refuses
+        // sqlx's ROLLBACK, so sqlx still counts it open and every later BEGIN on
+        // that connection fails (found by the full-disk test): such a connection
+        // is closed instead of reused.
+        .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    format!(
+                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                     PRAGMA synchronous = {synchronous};"
+                    )
+                    .as_str(),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .db()
 }
 
 /// The channel a release is announced on (PostgreSQL), with the key id as payload.
@@ -270,6 +316,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "console sessions",
         include_str!("../../migrations/sqlite/0005_console_sessions.sql"),
         include_str!("../../migrations/postgres/0005_console_sessions.sql"),
+    ),
+    (
+        6,
+        "history write-ahead",
+        include_str!("../../migrations/sqlite/0006_history_write_ahead.sql"),
+        include_str!("../../migrations/postgres/0006_history_write_ahead.sql"),
     ),
 ];
 

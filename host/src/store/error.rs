@@ -48,7 +48,14 @@ pub enum StoreError {
     /// A stored value the store cannot read back (a broken invariant or a hand-edited row).
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    /// The database failed (connection, I/O, SQL).
+    /// The database cannot be reached now (down, restarting, or no connection free in time):
+    /// worth retrying once it is back.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] DatabaseError),
+    /// The disk the database writes to is full: nothing was written.
+    #[error("database disk full: {0}")]
+    DiskFull(#[source] DatabaseError),
+    /// The database failed (SQL, a broken row, anything not worth retrying as is).
     #[error("database: {0}")]
     Database(#[source] DatabaseError),
 }
@@ -99,7 +106,46 @@ impl StoreError {
     pub(crate) fn db(error: sqlx::Error) -> StoreError {
         match error {
             sqlx::Error::RowNotFound => StoreError::NotFound("row"),
-            other => StoreError::Database(DatabaseError(other)),
+            other => match Outage::of(&other) {
+                Some(Outage::Unreachable) => StoreError::Unavailable(DatabaseError(other)),
+                Some(Outage::DiskFull) => StoreError::DiskFull(DatabaseError(other)),
+                None => StoreError::Database(DatabaseError(other)),
+            },
+        }
+    }
+}
+
+/// A database failure that is the database's circumstances, not the query: what an API client
+/// is told to wait out (or an operator to fix) rather than a server error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outage {
+    Unreachable,
+    DiskFull,
+}
+
+impl Outage {
+    fn of(error: &sqlx::Error) -> Option<Outage> {
+        match error {
+            // Connecting, or a connection lost mid-query (a restart closes every session).
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Some(Outage::Unreachable),
+            sqlx::Error::Database(error) => Outage::of_code(error.code().as_deref()?),
+            _ => None,
+        }
+    }
+
+    /// PostgreSQL's SQLSTATEs (class 08 connection exceptions; 57P01-57P03 shutting down or
+    /// starting up; 53300 too many connections; 53100 disk full) and SQLite's result codes
+    /// (13: SQLITE_FULL, the error a write meets on a full disk).
+    fn of_code(code: &str) -> Option<Outage> {
+        match code {
+            "57P01" | "57P02" | "57P03" | "53300" => Some(Outage::Unreachable),
+            code if code.starts_with("08") => Some(Outage::Unreachable),
+            "53100" | "13" => Some(Outage::DiskFull),
+            _ => None,
         }
     }
 }
@@ -129,5 +175,32 @@ impl<T> DbResult<T> for Result<T, sqlx::Error> {
 impl DatabaseError {
     pub(crate) fn from_migrate(error: sqlx::migrate::MigrateError) -> DatabaseError {
         DatabaseError(sqlx::Error::Migrate(Box::new(error)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_told_from_failures_by_their_codes() {
+        assert_eq!(
+            Outage::of(&sqlx::Error::PoolTimedOut),
+            Some(Outage::Unreachable)
+        );
+        assert_eq!(
+            Outage::of(&sqlx::Error::Io(
+                std::io::ErrorKind::ConnectionRefused.into()
+            )),
+            Some(Outage::Unreachable)
+        );
+        assert_eq!(Outage::of_code("57P01"), Some(Outage::Unreachable));
+        assert_eq!(Outage::of_code("08006"), Some(Outage::Unreachable));
+        assert_eq!(Outage::of_code("53100"), Some(Outage::DiskFull));
+        assert_eq!(Outage::of_code("13"), Some(Outage::DiskFull));
+        // A unique violation (PostgreSQL, SQLite's extended code) is the query's own failure.
+        assert_eq!(Outage::of_code("23505"), None);
+        assert_eq!(Outage::of_code("2067"), None);
+        assert_eq!(Outage::of(&sqlx::Error::RowNotFound), None);
     }
 }

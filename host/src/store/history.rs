@@ -11,6 +11,8 @@ use sqlx::Row as _;
 use super::error::{DbResult as _, StoreError};
 use super::{Backend, Store, now};
 
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
 /// The most passwords a tenant may remember (the schema's check): each one costs an argon2
 /// verification every time a candidate is checked.
 pub const MAX_PASSWORD_HISTORY_LENGTH: u32 = 100;
@@ -147,4 +149,77 @@ impl Store {
         .map(|row| row.try_get("hash").db())
         .collect()
     }
+
+    /// Takes back the history entry change `change_id` wrote ahead for employee `employee_id`
+    /// of `tenant_id`: the change failed before any directory took its password.
+    pub async fn forget_change_password(
+        &self,
+        tenant_id: &str,
+        employee_id: &str,
+        change_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM password_history WHERE tenant_id = $1 AND employee_id = $2 \
+             AND change_id = $3",
+        )
+        .bind(tenant_id)
+        .bind(employee_id)
+        .bind(change_id)
+        .execute(&self.pool)
+        .await
+        .db()?;
+        Ok(())
+    }
+}
+
+/// Adds `hash` (argon2id PHC) as the newest entry of the employee's history inside `tx`, on
+/// behalf of change `change_id`, without pruning: the change may still fail and take it back,
+/// and the oldest entry must not have been lost for nothing. [`prune_in`] trims once the
+/// change is applied; listing reads only the newest N meanwhile.
+pub(crate) async fn append_ahead_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    employee_id: &str,
+    change_id: &str,
+    hash: &str,
+) -> Result<(), StoreError> {
+    if !hash.starts_with("$argon2id$") {
+        return Err(StoreError::Invalid(
+            "the password history keeps argon2id hashes only".into(),
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO password_history (tenant_id, employee_id, seq, hash, created_at, change_id) \
+         SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM password_history \
+         WHERE tenant_id = $1 AND employee_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(employee_id)
+    .bind(hash)
+    .bind(now())
+    .bind(change_id)
+    .execute(&mut **tx)
+    .await
+    .or_conflict("a concurrent change to this employee's password history")?;
+    Ok(())
+}
+
+/// Deletes the employee's entries beyond the tenant's history length inside `tx`.
+pub(crate) async fn prune_in(
+    tx: &mut Tx,
+    tenant_id: &str,
+    employee_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM password_history WHERE tenant_id = $1 AND employee_id = $2 AND seq <= \
+         (SELECT COALESCE(MAX(seq), 0) FROM password_history \
+          WHERE tenant_id = $1 AND employee_id = $2) \
+         - (SELECT password_history_length FROM tenants WHERE id = $1)",
+    )
+    .bind(tenant_id)
+    .bind(employee_id)
+    .execute(&mut **tx)
+    .await
+    .db()?;
+    Ok(())
 }

@@ -208,6 +208,14 @@ impl Store {
         {
             return Ok(row);
         }
+        // One verify per core at a time (`slots`); a request that waited may find the token
+        // verified meanwhile by a concurrent request carrying it.
+        let _slot = crate::slots::argon2().await;
+        if let Some(digest) = &digest
+            && self.verified_tokens.contains(digest)
+        {
+            return Ok(row);
+        }
         Ok(if verify(stored, secret).await {
             if let Some(digest) = digest {
                 self.verified_tokens.insert(digest);

@@ -8,7 +8,10 @@
 //!    violation comes back together, each naming its connector (422);
 //! 4. seal to the key and record the change with its *held* delivery (one transaction);
 //! 5. the primary's `set-password`; on failure the held delivery is destroyed and the change
-//!    failed, with the directory's reason in words (502/503);
+//!    failed, with the directory's reason in words (502/503); a write whose answer was lost
+//!    (the directory unreachable or slow, the plugin out of time) may have landed, so the
+//!    primary's `password-changed-at` decides, and when it cannot be asked the change stays
+//!    applying for `recovery` to decide (503 naming the change);
 //! 6. the secondaries in order (a failure makes the change partially applied);
 //! 7. release (superseding the older queued envelope), wake the key's workstations, remember
 //!    the password in the host's history.
@@ -22,7 +25,7 @@
 
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 use super::connectors::{Connectors, ResolveError, TenantConnector};
@@ -145,6 +148,9 @@ pub enum ChangeError {
     },
     #[error(transparent)]
     NotFound(StoreError),
+    /// The database is unavailable or its disk is full (503/507): worth retrying once fixed.
+    #[error(transparent)]
+    Database(StoreError),
     #[error("{0}")]
     Internal(String),
 }
@@ -153,6 +159,7 @@ impl From<StoreError> for ChangeError {
     fn from(error: StoreError) -> ChangeError {
         match error {
             StoreError::NotFound(_) => ChangeError::NotFound(error),
+            StoreError::Unavailable(_) | StoreError::DiskFull(_) => ChangeError::Database(error),
             StoreError::KeyRefused { key, status, .. } => {
                 ChangeError::Precondition(Precondition::KeyStatus { key, status })
             }
@@ -172,7 +179,10 @@ impl From<ResolveError> for ChangeError {
 
 impl From<HistoryError> for ChangeError {
     fn from(error: HistoryError) -> ChangeError {
-        ChangeError::Internal(error.to_string())
+        match error {
+            HistoryError::Store(store) => store.into(),
+            hash => ChangeError::Internal(hash.to_string()),
+        }
     }
 }
 
@@ -340,6 +350,9 @@ impl Workflow {
                     .await
                 {
                     Ok(list) => {
+                        if let Some(error) = unreachable_behind(target, account, &list).await {
+                            return Err(directory_error(target, &error, None));
+                        }
                         found.extend(list.into_iter().map(|violation| ConnectorViolation {
                             connector: target.name().to_string(),
                             plugin: target.plugin().to_string(),
@@ -412,7 +425,7 @@ impl Workflow {
         let employee = self.store.employee(tenant_id, &request.employee_id).await?;
         let key = self.key_for(tenant_id, &employee).await?;
         let targets = self.targets(&employee).await?;
-        let (mode, password) = match typed {
+        let (mode, password, origin) = match typed {
             Some(password) => {
                 let violations = self
                     .violations(&employee, &targets, &password, true)
@@ -420,7 +433,7 @@ impl Workflow {
                 if !violations.is_empty() {
                     return Err(ChangeError::Violations(violations));
                 }
-                (ChangeMode::Manual, password)
+                (ChangeMode::Manual, password, history::Origin::Typed)
             }
             None => {
                 let policy = self.merged_policy(&targets).await?;
@@ -432,7 +445,7 @@ impl Workflow {
                 let mut accepted = None;
                 // A generated password satisfies the merged policy by construction; the
                 // connectors' own checks still have the last word. The history is not asked:
-                // 20 characters drawn by a CSPRNG (over 120 bits) do not repeat an earlier
+                // 20 characters drawn by a CSPRNG (about 115 bits) do not repeat an earlier
                 // password, and its argon2 verifies are the most expensive part of a change.
                 for _ in 0..3 {
                     let candidate = generator::generate(&policy, account, length).map_err(
@@ -449,7 +462,14 @@ impl Workflow {
                     }
                 }
                 match accepted {
-                    Some(password) => (ChangeMode::Generate, password),
+                    Some(password) => {
+                        let bits = generator::entropy_bits(&policy, password.expose_secret().len());
+                        (
+                            ChangeMode::Generate,
+                            password,
+                            history::Origin::Drawn { bits },
+                        )
+                    }
                     None => return Err(ChangeError::Violations(last)),
                 }
             }
@@ -472,6 +492,7 @@ impl Workflow {
             mode,
             options,
             password,
+            origin,
             Apply::Set(set_options),
         )
         .await
@@ -507,6 +528,7 @@ impl Workflow {
             ChangeMode::Manual,
             json!({"user_change": true}),
             new,
+            history::Origin::Typed,
             Apply::Change(old),
         )
         .await
@@ -523,9 +545,18 @@ impl Workflow {
         mode: ChangeMode,
         options: Value,
         password: SecretString,
+        origin: history::Origin,
         how: Apply,
     ) -> Result<Accepted, ChangeError> {
         let tenant_id = employee.tenant_id.as_str();
+        // The history's hash is written ahead of the directory, with the change: a crash after
+        // the directory took the password must not leave it out of the history (the crash
+        // matrix checks it). A tenant that remembers nothing hashes nothing.
+        let history_hash = if self.store.password_history_length(tenant_id).await? > 0 {
+            Some(history::start_hash(&password, origin).await?)
+        } else {
+            None
+        };
         let server_key = self.store.tenant_signing_key(tenant_id).await?;
         let slot = employee.username.clone();
         let mut attempt = 0;
@@ -555,6 +586,7 @@ impl Workflow {
                 envelope: sealed.envelope,
                 receipt: sealed.receipt,
                 not_after: Some(sealed.not_after),
+                history_hash: history_hash.clone(),
             };
             let begin_audit = |change: &PasswordChange, held: &Delivery| {
                 Some(audit_record(
@@ -590,14 +622,6 @@ impl Workflow {
         self.store
             .set_change_state(tenant_id, &change_id, ChangeState::Applying, None, now())
             .await?;
-
-        // The history's hash is computed while the directories write (it is stored only once
-        // the primary has taken the password); a tenant that remembers nothing hashes nothing.
-        let history_hash = if self.store.password_history_length(tenant_id).await? > 0 {
-            Some(history::start_hash(&password))
-        } else {
-            None
-        };
 
         // The primary: its failure ends the change with nothing set and the envelope destroyed.
         let primary = &targets[0];
@@ -642,6 +666,21 @@ impl Workflow {
         };
         // The directory answered; its outcome is not recorded yet.
         crash_point("change::set-password");
+        // A write whose answer was lost may have landed: the directory decides, now or later.
+        let result = match result {
+            Err(error) if answer_may_be_lost(&error) => {
+                match self.confirm(primary, account, change.started_at).await {
+                    Some(true) => Ok(confirmed_outcome()),
+                    Some(false) => Err(error),
+                    None => {
+                        return Err(self
+                            .leave_unconfirmed(employee, primary, &change_id, actor, &error)
+                            .await);
+                    }
+                }
+            }
+            other => other,
+        };
         match result {
             Ok(outcome) => {
                 self.store
@@ -670,6 +709,9 @@ impl Workflow {
                     .await?;
                 self.store
                     .discard_held_delivery(tenant_id, &held.id, &failure, now())
+                    .await?;
+                self.store
+                    .forget_change_password(tenant_id, &employee.id, &change_id)
                     .await?;
                 self.store
                     .set_change_state(
@@ -795,25 +837,150 @@ impl Workflow {
                 now(),
             )
             .await?;
-        // Released, the key's workstations not woken, the history not remembered.
+        // Released, the key's workstations not woken.
         crash_point("change::after-release");
         self.waker.wake(&key.id);
-        let remembered = match history_hash {
-            None => Ok(()),
-            Some(hashing) => match hashing.await {
-                Ok(hash) => self
-                    .store
-                    .append_password_hash(tenant_id, &employee.id, &hash)
-                    .await
-                    .map_err(HistoryError::from),
-                Err(error) => Err(error),
-            },
-        };
-        if let Err(error) = remembered {
-            tracing::error!(%error, change = %change_id, "remembering the password's hash failed");
-        }
         drop(password);
         Ok(Accepted { change_id, state })
+    }
+}
+
+impl Workflow {
+    /// Whether the primary's directory took the password of a change begun at `started_at`,
+    /// by its `password-changed-at`; None when it cannot be asked now. A connector that cannot
+    /// tell at all (no `password-changed-at`) never will: its failed write stands as failed.
+    async fn confirm(&self, primary: &Target, account: &Account, started_at: i64) -> Option<bool> {
+        match primary
+            .connector
+            .instance
+            .password_changed_at(account)
+            .await
+        {
+            Ok(changed_at) => Some(changed_at.is_some_and(|at| at >= started_at)),
+            Err(
+                CallError::Plugin(PluginError::Unsupported(_))
+                | CallError::Connector(ConnectorError::Unsupported(_)),
+            ) => Some(false),
+            Err(error) => {
+                tracing::warn!(connector = %primary.name(), %error,
+                    "cannot ask the primary directory whether it took the password");
+                None
+            }
+        }
+    }
+
+    /// The primary's write may or may not have landed and the directory cannot be asked now:
+    /// the change stays applying with its envelope held and a note for the admin; recovery
+    /// asks the directory on a later sweep and releases or destroys the envelope. The error to
+    /// answer with (503, naming the change).
+    async fn leave_unconfirmed(
+        &self,
+        employee: &Employee,
+        primary: &Target,
+        change_id: &str,
+        actor: &str,
+        error: &CallError,
+    ) -> ChangeError {
+        let tenant_id = employee.tenant_id.as_str();
+        let (detail, _) = describe::call_error(error);
+        let note = format!(
+            "{} ({}) did not confirm whether it took the new password: {} Latchkey asks the \
+             directory again until it answers, then gives the password to the key if it took \
+             it, or fails this change if not; reset again only after that.",
+            primary.name(),
+            primary.plugin(),
+            detail["message"].as_str().unwrap_or("failed")
+        );
+        let mut outcome = detail.clone();
+        outcome["ok"] = json!(false);
+        outcome["unconfirmed"] = json!(true);
+        let recorded = async {
+            self.store
+                .record_change_outcome(tenant_id, change_id, primary.name(), outcome, now())
+                .await?;
+            self.store
+                .set_change_state(
+                    tenant_id,
+                    change_id,
+                    ChangeState::Applying,
+                    Some(&note),
+                    now(),
+                )
+                .await
+        };
+        if let Err(error) = recorded.await {
+            // Recovery still finds the change applying and decides it.
+            tracing::error!(change = %change_id, %error, "recording an unconfirmed change failed");
+        }
+        self.audit(
+            tenant_id,
+            actor,
+            "password.change.unconfirmed",
+            &employee.id,
+            json!({"change": change_id, "connector": primary.name(), "error": detail,
+                   "directory_text": describe::directory_text(error)}),
+        )
+        .await;
+        ChangeError::Directory {
+            connector: primary.name().to_string(),
+            plugin: primary.plugin().to_string(),
+            kind: FailureKind::Unavailable,
+            message: note,
+            detail,
+            change_id: Some(change_id.to_string()),
+        }
+    }
+}
+
+/// `check-password` cannot fail (its error is a list of violations), so a connector whose
+/// directory did not answer says so as `rejected-by-directory`. When that is all it says, its
+/// `get-policy` is asked: the directory's error when it fails too (a directory that is down is
+/// a 503, not a refused password), None when it answers (the refusal stands).
+async fn unreachable_behind(
+    target: &Target,
+    account: &Account,
+    violations: &[Violation],
+) -> Option<CallError> {
+    let only_directory = !violations.is_empty()
+        && violations
+            .iter()
+            .all(|v| matches!(v, Violation::RejectedByDirectory(_)));
+    if !only_directory {
+        return None;
+    }
+    match target.connector.instance.get_policy(account).await {
+        Ok(_)
+        | Err(
+            CallError::Plugin(PluginError::Unsupported(_))
+            | CallError::Connector(ConnectorError::Unsupported(_)),
+        ) => None,
+        Err(error) => Some(error),
+    }
+}
+
+/// Whether a failed write may still have landed: the directory was unreachable or slow (the
+/// connection may have been lost after the request went out) or the plugin ran out of time
+/// (perhaps while the directory was writing). A refusal is an answer: nothing was set.
+fn answer_may_be_lost(error: &CallError) -> bool {
+    matches!(
+        error,
+        CallError::Connector(ConnectorError::Unavailable(_))
+            | CallError::Plugin(PluginError::DeadlineExceeded(_))
+    )
+}
+
+/// The primary's outcome when only `password-changed-at` confirmed the write.
+fn confirmed_outcome() -> crate::runtime::wit::types::SetOutcome {
+    crate::runtime::wit::types::SetOutcome {
+        status: SetStatus::Applied,
+        steps: vec![crate::runtime::wit::types::StepOutcome {
+            step: crate::runtime::wit::types::Step::SetPassword,
+            done: true,
+            detail: Some(
+                "the answer was lost; the directory's password-changed-at confirmed it".into(),
+            ),
+        }],
+        changed_at: None,
     }
 }
 

@@ -113,6 +113,19 @@ pub fn generate(
     Err(GeneratorError::Exhausted)
 }
 
+/// The entropy, in bits, that a password [`generate`] draws for `policy` with `length`
+/// characters holds at least: one character of each class the complexity rule counts, the rest
+/// from the whole alphabet. The shuffle adds more; refusing draws that contain the account's
+/// name removes a negligible share.
+pub fn entropy_bits(policy: &PasswordPolicy, length: usize) -> f64 {
+    let sets = Sets::for_policy(policy);
+    let alphabet = sets.alphabet().len() as f64;
+    let mandatory = sets.mandatory(policy).unwrap_or_default();
+    let mandatory = &mandatory[..mandatory.len().min(length)];
+    let classes: f64 = mandatory.iter().map(|set| (set.len() as f64).log2()).sum();
+    classes + (length - mandatory.len()) as f64 * alphabet.log2()
+}
+
 /// The ASCII character sets a generated password draws from.
 struct Sets {
     upper: Vec<u8>,
@@ -384,6 +397,23 @@ mod tests {
             let lowered = password.expose_secret().to_lowercase();
             assert!(!lowered.contains("abc") && !lowered.contains("ab1"));
         }
+    }
+
+    #[test]
+    fn entropy_is_counted_per_character_of_the_alphabet_and_classes() {
+        // AD's default policy: 3 of 5 classes, so one upper, one lower, one digit, one symbol
+        // (4 sets usable) and the rest from 26 + 26 + 10 + 10 = 72 characters.
+        let policy = ad_default();
+        let bits = entropy_bits(&policy, 20);
+        let expected = 2.0 * 26f64.log2() + 2.0 * 10f64.log2() + 16.0 * 72f64.log2();
+        assert!((bits - expected).abs() < 1e-9, "{bits} against {expected}");
+        assert!(
+            bits > 110.0,
+            "the default length draws over 110 bits: {bits}"
+        );
+        assert!(entropy_bits(&policy, 8) < 60.0);
+        // A password shorter than the classes counts only the classes it can hold.
+        assert!((entropy_bits(&policy, 2) - 2.0 * 26f64.log2()).abs() < 1e-9);
     }
 
     #[test]

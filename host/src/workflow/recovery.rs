@@ -4,6 +4,8 @@
 //! held delivery is released (the key must get it); if not, nothing was set, so the delivery
 //! is destroyed and the change failed. A directory that cannot be asked leaves the change for
 //! the next sweep. Either way the admin reads what happened in the change's status and audit.
+//! The same decision ends a change whose request could not learn whether the primary took the
+//! password (its answer lost, the directory unreachable): the request leaves it applying.
 //!
 //! It must never release an envelope the directory did not take, nor destroy one it did; so it
 //! never touches a change this process is still applying (`InFlight`): the grace period alone
@@ -72,11 +74,11 @@ impl Workflow {
         let tenant_id = change.tenant_id.as_str();
         let employee = self.store.employee(tenant_id, &change.employee_id).await?;
         // A change still held never reached a directory.
+        let connectors = self.connectors.enabled(tenant_id).await?;
         let directory_has_it = if change.state == ChangeState::Held {
             Some(false)
         } else {
-            let connectors = self.connectors.enabled(tenant_id).await?;
-            let primary = connectors.into_iter().find(|c| c.is_primary());
+            let primary = connectors.iter().find(|c| c.is_primary());
             let account = describe::account_from_json(&employee.account);
             match (primary, account) {
                 (Some(primary), Some(account)) => {
@@ -102,26 +104,67 @@ impl Workflow {
                 self.store.release_delivery(tenant_id, held, at).await?;
                 self.waker.wake(&change.key_id);
             }
-            let failure = "Latchkey stopped during this change after the primary directory took \
-                           the new password; it was released to the key. Secondary directories \
-                           may not have it: check them, or reset again.";
+            // The secondaries whose outcome was not recorded as set before the crash may not
+            // have the password; with none, the change is whole.
+            let missing: Vec<&str> = connectors
+                .iter()
+                .filter(|c| !c.is_primary())
+                .map(|c| c.record.id.as_str())
+                .filter(|name| {
+                    change
+                        .outcomes
+                        .get(*name)
+                        .and_then(|outcome| outcome.get("ok"))
+                        .and_then(serde_json::Value::as_bool)
+                        != Some(true)
+                })
+                .collect();
+            let (state, failure) = if missing.is_empty() {
+                (ChangeState::Applied, None)
+            } else {
+                let (connectors, was) = match missing.as_slice() {
+                    [one] => (format!("secondary connector {one}"), "was"),
+                    many => (format!("secondary connectors {}", many.join(", ")), "were"),
+                };
+                // A change its request left unconfirmed carries the request's note, and its
+                // request never reached the secondaries; one a crash interrupted carries none.
+                let failure = if change.failure.is_some() {
+                    format!(
+                        "The primary directory did not confirm the new password at first; asked \
+                         again, it had taken it, so it was released to the key. The {connectors} \
+                         {was} not asked: reset again to set a password everywhere."
+                    )
+                } else {
+                    format!(
+                        "Latchkey stopped during this change after the primary directory took \
+                         the new password; it was released to the key. The {connectors} may \
+                         not have it: check, or reset again."
+                    )
+                };
+                (ChangeState::PartiallyApplied, Some(failure))
+            };
             self.store
-                .set_change_state(
-                    tenant_id,
-                    &change.id,
-                    ChangeState::PartiallyApplied,
-                    Some(failure),
-                    at,
-                )
+                .set_change_state(tenant_id, &change.id, state, failure.as_deref(), at)
                 .await?;
         } else {
-            let failure = "Latchkey stopped during this change before the directory took the new \
-                           password; nothing was set and the envelope was destroyed. Reset again.";
+            // A change its request left unconfirmed carries the request's note; one a crash
+            // interrupted carries none.
+            let failure = if change.failure.is_some() {
+                "The primary directory did not confirm the new password at first; asked again, \
+                 it had not taken it, so nothing was set and the envelope was destroyed. Reset \
+                 again."
+            } else {
+                "Latchkey stopped during this change before the directory took the new password; \
+                 nothing was set and the envelope was destroyed. Reset again."
+            };
             if let Some(held) = &unfinished.held_delivery_id {
                 self.store
                     .discard_held_delivery(tenant_id, held, failure, at)
                     .await?;
             }
+            self.store
+                .forget_change_password(tenant_id, &employee.id, &change.id)
+                .await?;
             self.store
                 .set_change_state(
                     tenant_id,

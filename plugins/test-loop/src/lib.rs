@@ -1,6 +1,11 @@
-//! A guest that exists only to test the host: Loops forever in check-password.
+//! A guest that exists only to test the host: Loops forever in check-password. Its "directory"
+//! finds one account named after the query (it declares `import`), so a tenant can add an
+//! employee through it and reach the loop with a password change.
 
-use latchkey_plugin_sdk::{Account, Connector, Features, Info, Violation, export_connector, log};
+use latchkey_plugin_sdk::{
+    Account, AccountPage, AccountQuery, Connector, ConnectorError, Features, Info, Violation,
+    export_connector, log,
+};
 
 struct Guest;
 
@@ -19,6 +24,32 @@ fn info() -> Info {
 impl Connector for Guest {
     fn describe() -> Info {
         info()
+    }
+
+    fn find_accounts(
+        query: AccountQuery,
+        _cursor: Option<String>,
+        limit: u32,
+    ) -> Result<AccountPage, ConnectorError> {
+        let accounts = if limit == 0 || query.text.is_empty() {
+            vec![]
+        } else {
+            vec![Account {
+                id: format!("id-{}", query.text),
+                username: query.text.clone(),
+                principal_name: None,
+                display_name: None,
+                email: None,
+                location: None,
+                enabled: true,
+                locked_out: false,
+                synced_from_on_premises: false,
+            }]
+        };
+        Ok(AccountPage {
+            accounts,
+            next_cursor: None,
+        })
     }
 
     fn check_password(_account: Account, candidate: String) -> Result<(), Vec<Violation>> {

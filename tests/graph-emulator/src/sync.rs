@@ -20,6 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use tokio::sync::watch;
 
 use crate::clock;
@@ -141,7 +143,7 @@ fn parse_env(text: &str) -> HashMap<String, String> {
 fn tls_config(ca_file: &Path) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let pem = std::fs::read(ca_file).with_context(|| format!("reading {}", ca_file.display()))?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    for cert in CertificateDer::pem_slice_iter(&pem) {
         roots
             .add(cert.with_context(|| format!("a certificate in {}", ca_file.display()))?)
             .context("adding a CA certificate")?;

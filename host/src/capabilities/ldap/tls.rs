@@ -13,6 +13,7 @@ use std::sync::{Arc, LazyLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -59,7 +60,7 @@ fn roots_from_file(path: &Path) -> Result<RootCertStore, InvalidLdapSettings> {
         ))
     })?;
     let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
+    for cert in CertificateDer::pem_reader_iter(BufReader::new(file)) {
         let cert = cert.map_err(|e| {
             InvalidLdapSettings::new(format!(
                 "`ca_file` = {shown:?} is not a valid PEM file ({e}): point it at the PEM \
