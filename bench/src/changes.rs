@@ -124,21 +124,21 @@ pub async fn run(quick: bool) -> Section {
     ));
     let fsync = fsync_latency();
     section.finding(format!(
-        "What limits it: on SQLite, the durable commit of each change's begin (its held \
+        "What limits it: CPU shared by the server and the in-process clients, and the thread \
+         hand-offs of about 20 SQL statements per change through sqlx (each SQLite connection \
+         runs on a worker thread, so every statement is two hand-offs: under `perf`, scheduler \
+         and futex time is the largest share), plus seal (~165 µs), three fresh plugin \
+         instances and HTTP on both sides. The durable commit of each change's begin (its held \
          envelope and history entry, written before any directory is asked, must survive a \
-         power cut): one fsync of the WAL under SQLite's single write lock. This machine's \
-         fdatasync of 4 KiB takes {} (median of 200, measured in this run), so one per change \
-         caps SQLite near {:.0} changes/s whatever else a change costs; the other commits use \
-         `synchronous = NORMAL` (recovery derives them again from the begin). The rest is CPU \
-         shared by the server and the in-process clients: about 20 SQL statements through \
-         sqlx (each SQLite connection runs on a worker thread, so every statement is two \
-         thread hand-offs: under `perf`, scheduler and futex time is the largest share), \
-         seal (~165 µs), three fresh plugin instances, HTTP on both sides. The history's hash \
-         of a generated password no longer shows (it was 40 % of this section's CPU with \
-         m = 8 MiB); a typed candidate is still verified against every remembered hash, hence \
-         the manual row. PostgreSQL commits every transaction durably, with group commit \
-         across connections. The latency at 128 in flight is queueing: by Little's law, p99 \
-         < 50 ms with 128 concurrent needs well over 2,500 changes/s.",
+         power cut) is one fsync of the WAL under SQLite's write lock: this machine's \
+         fdatasync of 4 KiB takes {} (median of 200, measured in this run), a cap near {:.0} \
+         changes/s on its own; the other commits use `synchronous = NORMAL` (recovery derives \
+         them again from the begin). The history's hash of a generated password no longer \
+         shows (it was 40 % of this section's CPU with m = 8 MiB, which held SQLite to 172/s); \
+         a typed candidate is still verified against every remembered hash, hence the manual \
+         row. PostgreSQL commits every transaction durably, with group commit across \
+         connections. The latency at 128 in flight is queueing: by Little's law, p99 < 50 ms \
+         with 128 concurrent needs well over 2,500 changes/s.",
         ms(fsync),
         1.0 / fsync.as_secs_f64()
     ));

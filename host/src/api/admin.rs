@@ -755,11 +755,21 @@ pub async fn check_password(
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-// Only the generate mode takes a length.
-#[schemars(extend(
-    "if" = {"properties": {"mode": {"const": "manual"}}},
-    "then" = {"properties": {"length": {"type": "null"}}}
-))]
+// The manual mode takes the password twice and no length; the generate mode no password.
+#[schemars(extend("allOf" = [
+    {
+        "if": {"properties": {"mode": {"const": "manual"}}},
+        "then": {
+            "required": ["password", "confirm"],
+            "properties": {"password": {"type": "string"}, "confirm": {"type": "string"},
+                           "length": {"type": "null"}}
+        }
+    },
+    {
+        "if": {"properties": {"mode": {"const": "generate"}}},
+        "then": {"properties": {"password": {"type": "null"}, "confirm": {"type": "null"}}}
+    }
+]))]
 pub struct PasswordBody {
     #[schemars(extend("enum" = ["generate", "manual"]))]
     mode: String,

@@ -297,6 +297,20 @@ mod tests {
             !password.is_valid(&json!({"mode": "guess"})),
             "mode is one of two"
         );
+        assert!(
+            !password.is_valid(&json!({"mode": "manual", "password": "a", "confirm": "a",
+                                       "length": 12})),
+            "only the generate mode takes a length"
+        );
+        assert!(password.is_valid(&json!({"mode": "generate", "length": 24})));
+        assert!(
+            !password.is_valid(&json!({"mode": "generate", "password": "a"})),
+            "the generate mode takes no password"
+        );
+        assert!(
+            !password.is_valid(&json!({"mode": "manual", "password": "a"})),
+            "the manual mode takes it twice"
+        );
 
         let admin = body_validator(&document, "post", "/api/v1/tenants/{tenant}/admins");
         assert!(admin.is_valid(&json!({"name": "Ann", "role": "helpdesk"})));
@@ -314,6 +328,16 @@ mod tests {
         assert_eq!(
             codes["requestBody"]["required"], false,
             "an empty body is allowed"
+        );
+        let code = body_validator(
+            &document,
+            "post",
+            "/api/v1/tenants/{tenant}/enrollment-codes",
+        );
+        assert!(code.is_valid(&json!({"valid_seconds": 3600})));
+        assert!(
+            !code.is_valid(&json!({"valid_seconds": 59})),
+            "the handler's own bounds"
         );
         assert_eq!(
             document["paths"]["/api/v1/tenants"]["post"]["requestBody"]["required"],
