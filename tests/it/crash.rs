@@ -382,26 +382,7 @@ async fn until(
 async fn the_sweeper_leaves_a_change_in_flight_to_its_request() {
     let dc = dc();
     let user = dc.create_user("inflight", UserSpec::default()).await;
-    let server = Server::start_with(
-        Db::Sqlite,
-        Options {
-            env: vec![
-                (
-                    "FAILPOINTS",
-                    "change::before-set-password=return(4000)".into(),
-                ),
-                ("LATCHKEY_SWEEP_SECONDS", "1".into()),
-                ("LATCHKEY_RECOVERY_GRACE_SECONDS", "1".into()),
-            ],
-            ..Options::default()
-        },
-    )
-    .await;
-    assert!(
-        server.log().contains("crash points armed"),
-        "the server was built without crash points: build it with `cargo build -p latchkey \
-         --features failpoints` (tests/run builds the workspace with --all-features)"
-    );
+    let server = Server::start_with_delayed_writes(Db::Sqlite, 4000).await;
     let t = tenant_with_ad(&server, "acme-in-flight", "owner").await;
     let employee = add_employee(&server, &t, &user).await;
     let keys = tempfile::tempdir().unwrap();

@@ -292,27 +292,8 @@ fn assert_directory_unavailable(status: u16, body: &Value, took: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_down_slow_or_frozen_fails_cleanly_and_recovers_without_a_restart() {
     let proxy = Proxy::start(dc_address()).await;
-    let server = Server::start_with(
-        Db::Sqlite,
-        Options {
-            env: vec![
-                // Every change waits 1.5 s before its write: time to break the directory then.
-                (
-                    "FAILPOINTS",
-                    "change::before-set-password=return(1500)".into(),
-                ),
-                ("LATCHKEY_SWEEP_SECONDS", "1".into()),
-                ("LATCHKEY_RECOVERY_GRACE_SECONDS", "1".into()),
-            ],
-            ..Options::default()
-        },
-    )
-    .await;
-    assert!(
-        server.log().contains("crash points armed"),
-        "the server was built without crash points: build it with `cargo build -p latchkey \
-         --features failpoints`"
-    );
+    // Every change waits 1.5 s before its write: time to break the directory then.
+    let server = Server::start_with_delayed_writes(Db::Sqlite, 1500).await;
     let t = tenant_through(&server, "acme-directory-faults", &proxy).await;
     let mut person = Person::new(&server, &t, "dirfault").await;
 

@@ -266,6 +266,35 @@ impl Server {
         }
     }
 
+    /// A server whose every change waits `delay_ms` before the primary's write (the
+    /// `change::before-set-password` delay point) and whose sweeper runs every second with a
+    /// 1 s grace: time for a test to break something, or to sweep, in the middle of a change.
+    /// Needs a `failpoints` build; says how to get one otherwise.
+    pub async fn start_with_delayed_writes(db: Db, delay_ms: u64) -> Server {
+        let server = Server::start_with(
+            db,
+            Options {
+                env: vec![
+                    (
+                        "FAILPOINTS",
+                        format!("change::before-set-password=return({delay_ms})"),
+                    ),
+                    ("LATCHKEY_SWEEP_SECONDS", "1".into()),
+                    ("LATCHKEY_RECOVERY_GRACE_SECONDS", "1".into()),
+                ],
+                ..Options::default()
+            },
+        )
+        .await;
+        assert!(
+            server.log().contains("crash points armed"),
+            "the server was built without crash points: build it with `cargo build -p \
+             latchkey --features failpoints` (tests/run builds the workspace with \
+             --all-features)"
+        );
+        server
+    }
+
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
