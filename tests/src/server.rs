@@ -94,11 +94,18 @@ fn http_client(tls: Option<&Tls>) -> reqwest::Client {
     builder.build().expect("an HTTP client")
 }
 
+/// A port for a server to listen on: free now, drawn at random from 20000..32000, below Linux's
+/// ephemeral range (32768 and up) where `bind(0)` and outgoing connections get theirs. A port
+/// the OS handed out here and took back could be handed to another test's server before ours
+/// bound it: two servers raced for one port, ours exited, and the test talked to the other one
+/// (a 401 for a valid token, seen once in a full run).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    loop {
+        let port = 20000 + (crate::samba::rand_u32() % 12000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Server {
