@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use latchkey_tests::invariants::{self, Outcome, Subject};
 use latchkey_tests::samba::{UserSpec, dc};
-use latchkey_tests::server::{Db, Options, Server, agent};
+use latchkey_tests::server::{Db, Options, Server, agent_run_once};
 use serde_json::{Value, json};
 
 use crate::server_core::{
@@ -170,12 +170,7 @@ async fn case(db: Db, point: &'static str, expected: Outcome) {
         let text = answer.text().await.unwrap_or_default();
         assert_eq!(status, 202, "{text}\n{}", server.log());
         std::fs::write(&arm, point).unwrap();
-        let key = key_file.clone();
-        let run = tokio::task::spawn_blocking(move || {
-            agent(&["run", "--key-file", key.to_str().unwrap(), "--once"])
-        })
-        .await
-        .unwrap();
+        let run = agent_run_once(&key_file).await;
         assert!(
             !run.status.success(),
             "the agent's ack should have met a dead server"
@@ -197,12 +192,7 @@ async fn case(db: Db, point: &'static str, expected: Outcome) {
         })
         .await;
     }
-    let key = key_file.clone();
-    let run = tokio::task::spawn_blocking(move || {
-        agent(&["run", "--key-file", key.to_str().unwrap(), "--once"])
-    })
-    .await
-    .unwrap();
+    let run = agent_run_once(&key_file).await;
     assert!(
         run.status.success(),
         "agent run after the restart: {}",

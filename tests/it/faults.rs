@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use latchkey_tests::invariants::{self, Outcome, Subject};
 use latchkey_tests::proxy::{Mode, Proxy};
 use latchkey_tests::samba::{ServiceAccount, TestUser, UserSpec, dc, rand_u32};
-use latchkey_tests::server::{Db, Options, Server, agent};
+use latchkey_tests::server::{Db, Options, Server, agent_run_once};
 use serde_json::{Value, json};
 
 use crate::server_core::{
@@ -247,12 +247,7 @@ async fn nothing_in_progress(server: &Server, t: &Tenant) {
 
 /// `latchkey agent run --once` with the key's approved workstation: delivers what is due.
 async fn deliver(key_file: &Path) {
-    let key = key_file.to_path_buf();
-    let run = tokio::task::spawn_blocking(move || {
-        agent(&["run", "--key-file", key.to_str().unwrap(), "--once"])
-    })
-    .await
-    .unwrap();
+    let run = agent_run_once(key_file).await;
     assert!(
         run.status.success(),
         "agent run --once: {}",

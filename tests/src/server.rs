@@ -400,6 +400,22 @@ pub fn agent(args: &[&str]) -> Output {
         .expect("running latchkey agent")
 }
 
+/// `latchkey agent run --once` with the enrolled workstation of `key_file`, off the async
+/// executor: delivers what is due to the key and exits.
+pub async fn agent_run_once(key_file: &Path) -> Output {
+    let key = key_file.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        agent(&[
+            "run",
+            "--key-file",
+            key.to_str().expect("a UTF-8 path"),
+            "--once",
+        ])
+    })
+    .await
+    .expect("the agent's task")
+}
+
 /// Runs `latchkey agent ARGS` with `input` on stdin.
 pub fn agent_with_input(args: &[&str], input: &str) -> Output {
     use std::io::Write as _;
