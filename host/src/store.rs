@@ -34,9 +34,12 @@ mod tokens;
 mod workstations;
 
 pub use audit::{AuditProblem, AuditRecord, AuditReport, NewAuditRecord};
-pub use changes::{ChangeMode, ChangeState, NewChange, PasswordChange, UnfinishedChange};
+pub use changes::{
+    ChangeMode, ChangeStart, ChangeState, NewChange, PasswordChange, UnfinishedChange,
+};
 pub use connectors::{Connector, ConnectorRole, ConnectorUpdate, NewConnector};
 pub use crypto::MasterKey;
+pub(crate) use db::WriteTx;
 pub use db::{Backend, ClusterLock, ReleaseListener, Store};
 pub use deliveries::{AckOutcome, Delivery, DeliveryState, Release};
 pub use employees::{Employee, NewEmployee};

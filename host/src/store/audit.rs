@@ -173,7 +173,7 @@ impl Store {
 /// Appends `new` inside `tx`, so a record is written exactly when the change it records is.
 /// Call it last in the transaction: it takes the chain's head, which every append waits for.
 pub(crate) async fn append_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut super::WriteTx,
     new: NewAuditRecord,
     at: UnixTime,
 ) -> Result<AuditRecord, StoreError> {

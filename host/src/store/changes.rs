@@ -148,6 +148,13 @@ pub struct UnfinishedChange {
 const COLUMNS: &str = "id, tenant_id, employee_id, key_id, actor, mode, options, state, \
                        outcomes, failure, started_at, updated_at, finished_at";
 
+/// See [`Store::change_start`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeStart {
+    pub history_length: u32,
+    pub last_sequence: i64,
+}
+
 fn change(row: &AnyRow) -> Result<PasswordChange, StoreError> {
     let mode: String = row.try_get("mode").db()?;
     let state: String = row.try_get("state").db()?;
@@ -315,6 +322,36 @@ impl Store {
         Ok((change, delivery))
     }
 
+    /// What a change of `tenant_id` sealed to `key_id` for `slot` starts from, in one read:
+    /// how many passwords the tenant remembers, and the highest envelope sequence number
+    /// sealed for the key and slot (0 when none).
+    pub async fn change_start(
+        &self,
+        tenant_id: &str,
+        key_id: &str,
+        slot: &str,
+    ) -> Result<ChangeStart, StoreError> {
+        let row = sqlx::query(
+            "SELECT password_history_length, \
+             (SELECT MAX(sequence) FROM deliveries WHERE key_id = $2 AND slot = $3) AS last \
+             FROM tenants WHERE id = $1",
+        )
+        .bind(tenant_id)
+        .bind(key_id)
+        .bind(slot)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("tenant"))?;
+        let length: i64 = row.try_get("password_history_length").db()?;
+        let last: Option<i64> = row.try_get("last").db()?;
+        Ok(ChangeStart {
+            history_length: u32::try_from(length)
+                .map_err(|_| StoreError::Corrupt(format!("password history length {length}")))?,
+            last_sequence: last.unwrap_or(0),
+        })
+    }
+
     /// The highest envelope sequence number sealed for `key_id` and `slot` (0 when none).
     pub async fn last_sequence(&self, key_id: &str, slot: &str) -> Result<i64, StoreError> {
         let last: Option<i64> = sqlx::query_scalar(
@@ -398,7 +435,7 @@ impl Store {
         now: UnixTime,
     ) -> Result<PasswordChange, StoreError> {
         let row = set_state(tenant_id, id, state, failure, now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.writer().await?)
             .await
             .db()?;
         match row {
@@ -415,15 +452,17 @@ impl Store {
         }
     }
 
-    /// Ends change `id` whose directories took the password, in one transaction: releases its
-    /// held delivery `delivery_id` (superseding the older queued one), moves the change to
-    /// `state` (with `failure`), prunes the employee's password history to the tenant's length,
-    /// and appends `audit(release)` to the audit chain.
+    /// Ends change `id` whose directories took the password, in one transaction: records
+    /// `outcome` (a connector's outcome not recorded yet, as [`Store::record_change_outcome`]
+    /// would), releases its held delivery `delivery_id` (superseding the older queued one),
+    /// moves the change to `state` (with `failure`), prunes the employee's password history to
+    /// the tenant's length, and appends `audit(release)` to the audit chain.
     #[allow(clippy::too_many_arguments)]
     pub async fn finish_applied_change(
         &self,
         tenant_id: &str,
         id: &str,
+        outcome: Option<(&str, serde_json::Value)>,
         delivery_id: &str,
         state: ChangeState,
         failure: Option<&str>,
@@ -431,6 +470,12 @@ impl Store {
         now: UnixTime,
     ) -> Result<(PasswordChange, deliveries::Release), StoreError> {
         let mut tx = self.write().await?;
+        if let Some((connector_id, outcome)) = outcome {
+            update_outcome_in(&mut tx, tenant_id, id, connector_id, now, |slot| {
+                *slot = outcome
+            })
+            .await?;
+        }
         let release = self
             .release_in(&mut tx, tenant_id, delivery_id, now)
             .await?;
@@ -481,7 +526,7 @@ impl Store {
 /// Applies `update` to connector `connector_id`'s outcome of change `id` (null when it has
 /// none yet) inside `tx`.
 pub(super) async fn update_outcome_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut super::WriteTx,
     tenant_id: &str,
     id: &str,
     connector_id: &str,

@@ -216,7 +216,7 @@ impl Store {
                 .granted
                 .map(|g| serde_json::to_string(&g).expect("a list of strings serializes")),
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.writer().await?)
         .await
         .or_conflict(PRIMARY_EXISTS)?
         .ok_or(StoreError::NotFound("connector"))?;
@@ -228,7 +228,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM connectors WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await?)
             .await
             .or_conflict("the connector is in use")?;
         if done.rows_affected() == 0 {
@@ -253,7 +253,7 @@ impl Store {
 
     async fn put_secret(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut super::WriteTx,
         tenant_id: &str,
         connector_id: &str,
         name: &str,

@@ -16,8 +16,12 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{Any, AnyPool, ConnectOptions as _, Connection as _, Executor as _, Transaction};
+use sqlx::{
+    Any, AnyConnection, AnyPool, ConnectOptions as _, Connection as _, Executor as _, Transaction,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::postgres::PgListener;
@@ -43,6 +47,12 @@ pub struct Store {
     /// take its last commits, and recovery derives those again from a durable begin.
     /// PostgreSQL commits every transaction durably (group commit), so it has none.
     pub(crate) durable: Option<AnyPool>,
+    /// SQLite only: one writer at a time in this process, in arrival order. SQLite has one
+    /// write lock per file; connections that contend for it wait in its busy handler, which
+    /// sleeps 1, 2, 5, 10 … 100 ms between tries, so a burst of writers used to spend most of
+    /// its time asleep (strace: a few thousand sleeps of ~5 ms in a second of load) while the
+    /// lock stood free. Every write takes this gate first, then its connection.
+    pub(crate) write_gate: Option<Arc<Mutex<()>>>,
     pub(crate) backend: Backend,
     pub(crate) master_key: Arc<MasterKey>,
     /// PostgreSQL's URL, for the release listener's own connection (it may hold a password).
@@ -118,6 +128,7 @@ impl Store {
         super::tokens::warm_up().await;
         Ok(Store {
             pool,
+            write_gate: durable.is_some().then(|| Arc::new(Mutex::new(()))),
             durable,
             backend,
             master_key: Arc::new(master_key),
@@ -146,23 +157,101 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// The write gate's turn (SQLite), held until the write ends. Waiting longer than the
+    /// busy timeout is what a busy SQLite answers too: unavailable now, worth a retry.
+    async fn gate(&self) -> Result<Option<OwnedMutexGuard<()>>, StoreError> {
+        let Some(gate) = &self.write_gate else {
+            return Ok(None);
+        };
+        tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.clone().lock_owned())
+            .await
+            .map(Some)
+            .map_err(|_| StoreError::db(sqlx::Error::PoolTimedOut))
+    }
+
     /// A transaction that will write. SQLite takes the write lock at `BEGIN IMMEDIATE`, so a
     /// transaction that reads before it writes cannot fail to upgrade its lock halfway (which
-    /// the busy timeout does not cover); PostgreSQL locks rows as it goes.
-    pub(crate) async fn write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db(),
-            Backend::Postgres => self.pool.begin().await.db(),
-        }
+    /// the busy timeout does not cover), and only after its turn at the write gate;
+    /// PostgreSQL locks rows as it goes.
+    pub(crate) async fn write(&self) -> Result<WriteTx, StoreError> {
+        let gate = self.gate().await?;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db()?,
+            Backend::Postgres => self.pool.begin().await.db()?,
+        };
+        Ok(WriteTx { tx, _gate: gate })
     }
 
     /// A transaction that will write and whose commit must survive a power cut (see
     /// `durable`).
-    pub(crate) async fn write_durable(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    pub(crate) async fn write_durable(&self) -> Result<WriteTx, StoreError> {
         match &self.durable {
-            Some(durable) => durable.begin_with("BEGIN IMMEDIATE").await.db(),
+            Some(durable) => {
+                let gate = self.gate().await?;
+                let tx = durable.begin_with("BEGIN IMMEDIATE").await.db()?;
+                Ok(WriteTx { tx, _gate: gate })
+            }
             None => self.write().await,
         }
+    }
+
+    /// A connection for one write statement outside a transaction (SQLite: after its turn at
+    /// the write gate).
+    pub(crate) async fn writer(&self) -> Result<Writer, StoreError> {
+        let gate = self.gate().await?;
+        let connection = self.pool.acquire().await.db()?;
+        Ok(Writer {
+            connection,
+            _gate: gate,
+        })
+    }
+}
+
+/// A writing transaction with its turn at the write gate (see `Store::write`); it derefs to
+/// the connection, as a `Transaction` does. Dropped without `commit`, it rolls back.
+pub(crate) struct WriteTx {
+    // Dropped first: the rollback is queued before the gate opens.
+    tx: Transaction<'static, Any>,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// Commits, holding the gate until the commit is done.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        let WriteTx { tx, _gate } = self;
+        tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// A pooled connection with its turn at the write gate (see `Store::writer`).
+pub(crate) struct Writer {
+    connection: PoolConnection<Any>,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.connection
+    }
+}
+
+impl std::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.connection
     }
 }
 
@@ -175,6 +264,9 @@ async fn sqlite_pool(
 ) -> Result<AnyPool, StoreError> {
     AnyPoolOptions::new()
         .max_connections(max_connections)
+        // sqlx pings a connection before lending it (and again when it comes back): a round
+        // trip to its worker thread that can find nothing wrong with a local file.
+        .test_before_acquire(false)
         // On a full disk SQLite rolls a transaction back by itself and then refuses
         // sqlx's ROLLBACK, so sqlx still counts it open and every later BEGIN on
         // that connection fails (found by the full-disk test): such a connection

@@ -235,7 +235,7 @@ impl Store {
     /// Releases held delivery `id` inside `tx` (see [`Store::release_delivery`]).
     pub(crate) async fn release_in(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut super::WriteTx,
         tenant_id: &str,
         id: &str,
         now: UnixTime,
@@ -307,7 +307,7 @@ impl Store {
         .bind(id)
         .bind(now)
         .bind(reason)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.writer().await?)
         .await
         .db()?;
         match row {
@@ -417,7 +417,7 @@ impl Store {
         .bind(key_id)
         .bind(id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .db()?;
         if done.rows_affected() == 1 {
@@ -540,7 +540,7 @@ impl Store {
              WHERE state = 'leased' AND lease_expires_at <= $1",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .db()?;
         Ok(done.rows_affected())
@@ -555,7 +555,7 @@ impl Store {
              WHERE state IN ('pending', 'leased') AND not_after IS NOT NULL AND not_after <= $1",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .db()?;
         Ok(done.rows_affected())

@@ -78,7 +78,7 @@ impl Store {
         .bind(&new.display_name)
         .bind(new.account.to_string())
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .or_conflict("this account is already an employee")?;
         employee(&row)

@@ -61,7 +61,7 @@ impl Store {
         .bind(created_by)
         .bind(now)
         .bind(expires_at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .db()?;
         Ok(Issued {

@@ -11,7 +11,7 @@ use sqlx::Row as _;
 use super::error::{DbResult as _, StoreError};
 use super::{Backend, Store, now};
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Tx = super::WriteTx;
 
 /// The most passwords a tenant may remember (the schema's check): each one costs an argon2
 /// verification every time a candidate is checked.
@@ -47,7 +47,7 @@ impl Store {
         let done = sqlx::query("UPDATE tenants SET password_history_length = $1 WHERE id = $2")
             .bind(i64::from(length))
             .bind(tenant_id)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await?)
             .await
             .db()?;
         if done.rows_affected() == 0 {
@@ -165,7 +165,7 @@ impl Store {
         .bind(tenant_id)
         .bind(employee_id)
         .bind(change_id)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .db()?;
         Ok(())

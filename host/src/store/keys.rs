@@ -162,7 +162,7 @@ impl Store {
         .bind(new.kem_public_key)
         .bind(new.sig_public_key)
         .bind(at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .or_conflict("a key with this serial exists")?;
         key(&row)
@@ -220,7 +220,7 @@ impl Store {
         .bind(id)
         .bind(employee_id)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.writer().await?)
         .await
         .db()?
         .ok_or(StoreError::NotFound("key"))?;

@@ -135,7 +135,7 @@ impl Store {
         .bind(token_id)
         .bind(hash)
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .or_conflict("an operator with this token exists")?;
         principal(&row)
@@ -176,7 +176,7 @@ impl Store {
         .bind(token_id)
         .bind(hash)
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .db()?;
         Ok(Issued {
@@ -236,7 +236,7 @@ impl Store {
         .bind(tenant_id)
         .bind(id)
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .db()?;
         if done.rows_affected() == 0 {

@@ -59,7 +59,7 @@ impl Store {
         let expires_at = at + SESSION_SECONDS;
         sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await?)
             .await
             .db()?;
         sqlx::query(
@@ -71,7 +71,7 @@ impl Store {
         .bind(&csrf)
         .bind(at)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .db()?;
         Ok((
@@ -116,7 +116,7 @@ impl Store {
     pub async fn end_console_session(&self, value: &SecretString) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
             .bind(id_hash(value))
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await?)
             .await
             .db()?;
         Ok(())

@@ -55,7 +55,7 @@ impl Store {
         .bind(nonce)
         .bind(ciphertext)
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .db()?;
         let key = self
@@ -110,7 +110,7 @@ impl Store {
 
     /// Re-seals the tenant signing keys sealed under `old` under `new` (part of a rotation).
     pub(crate) async fn reseal_signing_keys(
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut super::WriteTx,
         old: &super::MasterKey,
         new: &super::MasterKey,
     ) -> Result<u64, StoreError> {

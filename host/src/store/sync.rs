@@ -116,7 +116,7 @@ impl Store {
         .bind(new.deadline)
         .bind(new.watch_until)
         .bind(new.next_check_at)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .db()?;
         Ok(())
@@ -176,7 +176,7 @@ impl Store {
         .bind(&check.connector_id)
         .bind(next_check_at)
         .bind(error)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await
         .db()?;
         Ok(())

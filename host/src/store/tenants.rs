@@ -39,7 +39,7 @@ impl Store {
         .bind(new_id())
         .bind(name)
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .or_conflict("a tenant with this name exists")?;
         tenant(&row)

@@ -105,7 +105,7 @@ impl Store {
         .bind(token_id)
         .bind(hash)
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.writer().await?)
         .await
         .db()?;
         Ok(Issued {
@@ -192,7 +192,7 @@ impl Store {
         .bind(id)
         .bind(status.as_str())
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.writer().await?)
         .await
         .db()?;
         match row {

@@ -552,17 +552,19 @@ impl Workflow {
         // The history's hash is written ahead of the directory, with the change: a crash after
         // the directory took the password must not leave it out of the history (the crash
         // matrix checks it). A tenant that remembers nothing hashes nothing.
-        let history_hash = if self.store.password_history_length(tenant_id).await? > 0 {
+        let slot = employee.username.clone();
+        let start = self.store.change_start(tenant_id, &key.id, &slot).await?;
+        let history_hash = if start.history_length > 0 {
             Some(history::start_hash(&password, origin).await?)
         } else {
             None
         };
         let server_key = self.store.tenant_signing_key(tenant_id).await?;
-        let slot = employee.username.clone();
         let mut attempt = 0;
+        let mut last_sequence = start.last_sequence;
         let (change, held) = loop {
             let at = now();
-            let sequence = self.store.last_sequence(&key.id, &slot).await? + 1;
+            let sequence = last_sequence + 1;
             let sealed = delivery::seal_for_key(
                 &server_key,
                 key,
@@ -606,6 +608,7 @@ impl Workflow {
                 Ok(begun) => break begun,
                 Err(StoreError::SequenceTaken) if attempt < 3 => {
                     attempt += 1;
+                    last_sequence = self.store.last_sequence(&key.id, &slot).await?;
                 }
                 Err(StoreError::Conflict(_) | StoreError::SequenceTaken) => {
                     return Err(ChangeError::Precondition(Precondition::ChangeInFlight));
@@ -681,17 +684,26 @@ impl Workflow {
             }
             other => other,
         };
+        // The primary's outcome: recorded now when secondaries follow (each records its own),
+        // else with the release, in the same transaction (one write less; recovery asks the
+        // directory, not this record, whether the primary took the password).
+        let mut primary_outcome = None;
         match result {
             Ok(outcome) => {
-                self.store
-                    .record_change_outcome(
-                        tenant_id,
-                        &change_id,
-                        primary.name(),
-                        describe::set_outcome(&outcome),
-                        now(),
-                    )
-                    .await?;
+                let outcome = describe::set_outcome(&outcome);
+                if targets.len() > 1 {
+                    self.store
+                        .record_change_outcome(
+                            tenant_id,
+                            &change_id,
+                            primary.name(),
+                            outcome,
+                            now(),
+                        )
+                        .await?;
+                } else {
+                    primary_outcome = Some((primary.name(), outcome));
+                }
                 crash_point("change::after-primary");
             }
             Err(error) => {
@@ -830,6 +842,7 @@ impl Workflow {
             .finish_applied_change(
                 tenant_id,
                 &change_id,
+                primary_outcome,
                 &held.id,
                 state,
                 failure,
