@@ -125,10 +125,14 @@ pub async fn run(quick: bool) -> Section {
     let fsync = fsync_latency();
     section.finding(format!(
         "What limits it: CPU shared by the server and the in-process clients, and the thread \
-         hand-offs of about 20 SQL statements per change through sqlx (each SQLite connection \
-         runs on a worker thread, so every statement is two hand-offs: under `perf`, scheduler \
-         and futex time is the largest share), plus seal (~165 µs), three fresh plugin \
-         instances and HTTP on both sides. The durable commit of each change's begin (its held \
+         hand-offs of about 30 SQL commands per change through sqlx (each SQLite connection \
+         runs on a worker thread, so every statement is two hand-offs, and sqlx's pool pings a \
+         connection when it comes back: under `perf`, scheduler and futex time is the largest \
+         share; at 1 concurrent a single-row read takes ~100 µs from request to answer on a \
+         2-vCPU virtual machine), plus seal (~165 µs), three fresh plugin instances and HTTP \
+         on both sides. SQLite writers queue at the store's write gate (a FIFO async mutex) \
+         instead of in SQLite's busy handler, whose sleeps of 1 to 100 ms gave p99 of 227–409 \
+         ms at 16 concurrent before the gate (67–81 ms after, same machine). The durable commit of each change's begin (its held \
          envelope and history entry, written before any directory is asked, must survive a \
          power cut) is one fsync of the WAL under SQLite's write lock: this machine's \
          fdatasync of 4 KiB takes {} (median of 200, measured in this run), a cap near {:.0} \
