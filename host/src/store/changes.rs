@@ -343,11 +343,11 @@ impl Store {
         .await
         .db()?
         .ok_or(StoreError::NotFound("tenant"))?;
-        let length: i64 = row.try_get("password_history_length").db()?;
         let last: Option<i64> = row.try_get("last").db()?;
         Ok(ChangeStart {
-            history_length: u32::try_from(length)
-                .map_err(|_| StoreError::Corrupt(format!("password history length {length}")))?,
+            history_length: super::history::history_length(
+                row.try_get("password_history_length").db()?,
+            )?,
             last_sequence: last.unwrap_or(0),
         })
     }

@@ -26,9 +26,7 @@ impl Store {
             .await
             .db()?
             .ok_or(StoreError::NotFound("tenant"))?;
-        let length: i64 = row.try_get("password_history_length").db()?;
-        u32::try_from(length)
-            .map_err(|_| StoreError::Corrupt(format!("password history length {length}")))
+        history_length(row.try_get("password_history_length").db()?)
     }
 
     /// Sets how many passwords `tenant_id` remembers per employee (0 to
@@ -222,4 +220,10 @@ pub(crate) async fn prune_in(
     .await
     .db()?;
     Ok(())
+}
+
+/// A tenant's stored history length, checked (the schema keeps it in 0..=100).
+pub(crate) fn history_length(length: i64) -> Result<u32, StoreError> {
+    u32::try_from(length)
+        .map_err(|_| StoreError::Corrupt(format!("password history length {length}")))
 }
