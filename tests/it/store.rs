@@ -146,6 +146,33 @@ store_test!(migrations_apply_from_empty, |db| {
     }
 });
 
+store_test!(a_change_begins_durably, |db| {
+    let store = &db.store;
+    let f = fixture(store, "durable").await;
+    let before = store.wal_syncs();
+    let (change, _) = store
+        .begin_change(&f.tenant.id, change(&f, "alice", b"sealed"), NOW)
+        .await
+        .expect("begin change");
+    match store.backend() {
+        // The begin returned only after an fsync of the WAL that holds it.
+        Backend::Sqlite => assert_eq!(store.wal_syncs(), before.map(|n| n + 1)),
+        // PostgreSQL commits every transaction durably; there is no WAL of ours to sync.
+        Backend::Postgres => assert_eq!(store.wal_syncs(), None),
+    }
+    // Committed: another connection reads it.
+    let again = db.reopen(db.master_key()).await;
+    assert_eq!(
+        again
+            .password_change(&f.tenant.id, &change.id)
+            .await
+            .unwrap()
+            .state,
+        ChangeState::Held
+    );
+    again.close().await;
+});
+
 store_test!(tenant_isolation_in_every_lookup, |db| {
     let store = &db.store;
     let a = fixture(store, "a").await;

@@ -208,15 +208,11 @@ pub(crate) async fn append_in(
     .bind(&details)
     .bind(at)
     .bind(prev)
-    .bind(hash.clone())
+    .bind(hash)
     .fetch_one(&mut **tx)
     .await
     .db()?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(hash)
-        .execute(&mut **tx)
-        .await
-        .db()?;
+    // The head's hash follows by trigger (migration 0007, `audit_head_follows`).
     record(&row)
 }
 

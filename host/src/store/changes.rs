@@ -173,10 +173,7 @@ fn change(row: &AnyRow) -> Result<PasswordChange, StoreError> {
         options: json("options")?,
         state: ChangeState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("change state {state:?}")))?,
-        outcomes: match json("outcomes")? {
-            serde_json::Value::Object(map) => map,
-            _ => return Err(StoreError::Corrupt("outcomes is not an object".into())),
-        },
+        outcomes: outcomes(&row.try_get::<String, _>("outcomes").db()?)?,
         failure: row.try_get("failure").db()?,
         started_at: row.try_get("started_at").db()?,
         updated_at: row.try_get("updated_at").db()?,
@@ -184,13 +181,24 @@ fn change(row: &AnyRow) -> Result<PasswordChange, StoreError> {
     })
 }
 
+/// A change's recorded outcomes (a JSON object by connector id).
+fn outcomes(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(StoreError::Corrupt("outcomes is not an object".into())),
+        Err(e) => Err(StoreError::Corrupt(format!("outcomes: {e}"))),
+    }
+}
+
 /// The one statement that moves a change: only an unfinished change moves, and a final state
-/// stamps `finished_at`. Fetches the changed row (none when the change was final already).
+/// stamps `finished_at`; `outcomes` (the whole object, as JSON) replaces the recorded ones when
+/// given. Fetches the changed row (none when the change was final already).
 fn set_state<'q>(
     tenant_id: &'q str,
     id: &'q str,
     state: ChangeState,
     failure: Option<&'q str>,
+    outcomes: Option<String>,
     now: UnixTime,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     sqlx::query(SET_STATE.as_str())
@@ -200,12 +208,13 @@ fn set_state<'q>(
         .bind(failure)
         .bind(now)
         .bind(state.is_final().then_some(now))
+        .bind(outcomes)
 }
 
 static SET_STATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE password_changes SET state = $3, failure = COALESCE($4, failure), \
-         updated_at = $5, finished_at = $6 \
+         updated_at = $5, finished_at = $6, outcomes = COALESCE($7, outcomes) \
          WHERE tenant_id = $1 AND id = $2 AND state IN ('held', 'applying') RETURNING {COLUMNS}"
     )
 });
@@ -243,17 +252,21 @@ impl Store {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let key = sqlx::query(&format!(
-            "SELECT {} FROM keys WHERE tenant_id = $1 AND id = $2{lock}",
+        // The key, and the highest sequence sealed for its slot, in one statement.
+        let row = sqlx::query(&format!(
+            "SELECT {}, (SELECT MAX(sequence) FROM deliveries WHERE key_id = $2 AND slot = $3) \
+             AS last_sequence FROM keys WHERE tenant_id = $1 AND id = $2{lock}",
             keys::COLUMNS
         ))
         .bind(tenant_id)
         .bind(&new.key_id)
+        .bind(&new.slot)
         .fetch_optional(&mut *tx)
         .await
         .db()?
         .ok_or(StoreError::NotFound("key"))?;
-        let key = keys::key(&key)?;
+        let key = keys::key(&row)?;
+        let last: Option<i64> = row.try_get("last_sequence").db()?;
         if key.employee_id.as_deref() != Some(new.employee_id.as_str()) {
             return Err(StoreError::KeyRefused {
                 key: key.id,
@@ -262,14 +275,6 @@ impl Store {
             });
         }
         key.require_new_password()?;
-        let last: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(sequence) FROM deliveries WHERE key_id = $1 AND slot = $2",
-        )
-        .bind(&new.key_id)
-        .bind(&new.slot)
-        .fetch_one(&mut *tx)
-        .await
-        .db()?;
         if new.sequence <= last.unwrap_or(0) {
             return Err(StoreError::SequenceTaken);
         }
@@ -434,7 +439,7 @@ impl Store {
         failure: Option<&str>,
         now: UnixTime,
     ) -> Result<PasswordChange, StoreError> {
-        let row = set_state(tenant_id, id, state, failure, now)
+        let row = set_state(tenant_id, id, state, failure, None, now)
             .fetch_optional(&mut *self.writer().await?)
             .await
             .db()?;
@@ -470,16 +475,28 @@ impl Store {
         now: UnixTime,
     ) -> Result<(PasswordChange, deliveries::Release), StoreError> {
         let mut tx = self.write().await?;
-        if let Some((connector_id, outcome)) = outcome {
-            update_outcome_in(&mut tx, tenant_id, id, connector_id, now, |slot| {
-                *slot = outcome
-            })
-            .await?;
-        }
+        let recorded = match outcome {
+            Some((connector_id, outcome)) => {
+                let text: String = sqlx::query_scalar(
+                    "SELECT outcomes FROM password_changes WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?
+                .ok_or(StoreError::NotFound("password change"))?;
+                let mut all = outcomes(&text)?;
+                all.insert(connector_id.to_string(), outcome);
+                Some(serde_json::Value::Object(all).to_string())
+            }
+            None => None,
+        };
         let release = self
             .release_in(&mut tx, tenant_id, delivery_id, now)
             .await?;
-        let row = set_state(tenant_id, id, state, failure, now)
+        // The state and the outcome in one statement.
+        let row = set_state(tenant_id, id, state, failure, recorded, now)
             .fetch_optional(&mut *tx)
             .await
             .db()?

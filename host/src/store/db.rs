@@ -9,9 +9,11 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -20,6 +22,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{
     Any, AnyConnection, AnyPool, ConnectOptions as _, Connection as _, Executor as _, Transaction,
+    TransactionManager as _,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -40,19 +43,24 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
-    /// SQLite only: connections that commit with `synchronous = FULL` (the WAL fsynced before
-    /// COMMIT returns), for the transaction that must survive a power cut: a change's begin,
-    /// which holds its envelope and history entry and is written before any directory is
-    /// asked. The pool commits with NORMAL (the WAL synced at checkpoints): a power cut may
-    /// take its last commits, and recovery derives those again from a durable begin.
-    /// PostgreSQL commits every transaction durably (group commit), so it has none.
-    pub(crate) durable: Option<AnyPool>,
+    /// SQLite only: where the write gate's connection comes from (a pool of one, so it is
+    /// made with the pool's settings; the connection is then detached and kept by the gate).
+    pub(crate) writes: Option<AnyPool>,
+    /// SQLite only: the group commit of the transactions that must survive a power cut (a
+    /// change's begin, which holds its envelope and history entry and is written before any
+    /// directory is asked; see `write_durable`). Every connection commits with
+    /// `synchronous = NORMAL` (the WAL synced at checkpoints): a power cut may take the last
+    /// commits, and recovery derives those again from a durable begin. PostgreSQL commits
+    /// every transaction durably (group commit), so it has none.
+    pub(crate) wal_sync: Option<Arc<WalSync>>,
     /// SQLite only: one writer at a time in this process, in arrival order. SQLite has one
     /// write lock per file; connections that contend for it wait in its busy handler, which
     /// sleeps 1, 2, 5, 10 … 100 ms between tries, so a burst of writers used to spend most of
     /// its time asleep (strace: a few thousand sleeps of ~5 ms in a second of load) while the
-    /// lock stood free. Every write takes this gate first, then its connection.
-    pub(crate) write_gate: Option<Arc<Mutex<()>>>,
+    /// lock stood free. The gate owns the one connection every write runs on: a writer
+    /// never queues for a connection behind the readers, and no connection goes back to a
+    /// pool (sqlx pings each one it takes back) between two writes.
+    pub(crate) write_gate: Option<Arc<Mutex<Option<AnyConnection>>>>,
     pub(crate) backend: Backend,
     pub(crate) master_key: Arc<MasterKey>,
     /// PostgreSQL's URL, for the release listener's own connection (it may hold a password).
@@ -95,7 +103,8 @@ impl Store {
                 "the database URL must start with sqlite: or postgres://".into(),
             ));
         };
-        let mut durable = None;
+        let mut wal_sync = None;
+        let mut writes = None;
         let pool = match backend {
             Backend::Sqlite => {
                 // Create the file and switch it to WAL once, on a connection of its own: the
@@ -107,9 +116,10 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT);
+                wal_sync = Some(Arc::new(WalSync::new(options.get_filename())));
                 options.connect().await.db()?.close().await.db()?;
-                durable = Some(sqlite_pool(url, 2, "FULL").await?);
-                sqlite_pool(url, 8, "NORMAL").await?
+                writes = Some(sqlite_pool(url, 1).await?);
+                sqlite_pool(url, 8).await?
             }
             Backend::Postgres => AnyPoolOptions::new()
                 .max_connections(16)
@@ -127,9 +137,10 @@ impl Store {
             .map_err(|e| StoreError::Database(super::error::DatabaseError::from_migrate(e)))?;
         super::tokens::warm_up().await;
         Ok(Store {
+            writes,
             pool,
-            write_gate: durable.is_some().then(|| Arc::new(Mutex::new(()))),
-            durable,
+            write_gate: wal_sync.is_some().then(|| Arc::new(Mutex::new(None))),
+            wal_sync,
             backend,
             master_key: Arc::new(master_key),
             listen_url: (backend == Backend::Postgres)
@@ -149,119 +160,267 @@ impl Store {
         self.master_key.id()
     }
 
+    /// SQLite: how many fsyncs of the WAL durable commits have run in this process (fewer than
+    /// the durable commits when concurrent ones were grouped); `None` on PostgreSQL.
+    pub fn wal_syncs(&self) -> Option<u64> {
+        self.wal_sync
+            .as_ref()
+            .map(|wal| wal.syncs.load(Ordering::Relaxed))
+    }
+
     /// Closes every connection (waiting for those in use).
     pub async fn close(&self) {
-        if let Some(durable) = &self.durable {
-            durable.close().await;
+        if let Some(gate) = &self.write_gate
+            && let Some(connection) = gate.lock().await.take()
+        {
+            let _ = connection.close().await;
+        }
+        if let Some(writes) = &self.writes {
+            writes.close().await;
         }
         self.pool.close().await;
     }
 
-    /// The write gate's turn (SQLite), held until the write ends. Waiting longer than the
-    /// busy timeout is what a busy SQLite answers too: unavailable now, worth a retry.
-    async fn gate(&self) -> Result<Option<OwnedMutexGuard<()>>, StoreError> {
-        let Some(gate) = &self.write_gate else {
+    /// The write gate's turn and its connection (SQLite), held until the write ends. Waiting
+    /// longer than the busy timeout is what a busy SQLite answers too: unavailable now, worth
+    /// a retry.
+    async fn gate(&self) -> Result<Option<GatedConnection>, StoreError> {
+        let (Some(gate), Some(writes)) = (&self.write_gate, &self.writes) else {
             return Ok(None);
         };
-        tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.clone().lock_owned())
+        let mut gated = tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.clone().lock_owned())
             .await
-            .map(Some)
-            .map_err(|_| StoreError::db(sqlx::Error::PoolTimedOut))
+            .map_err(|_| StoreError::db(sqlx::Error::PoolTimedOut))?;
+        if let Some(connection) = gated.as_mut()
+            && connection.is_in_transaction()
+        {
+            // A dropped transaction queued its rollback: it runs before the ping answers.
+            let _ = connection.ping().await;
+        }
+        // None yet, or still in a transaction: on a full disk SQLite rolls a transaction back
+        // by itself and then refuses sqlx's ROLLBACK, so sqlx counts it open and every later
+        // BEGIN on that connection would fail (found by the full-disk test). A new one.
+        if gated.as_ref().is_none_or(|c| c.is_in_transaction()) {
+            if let Some(old) = gated.take() {
+                let _ = old.close_hard().await;
+            }
+            *gated = Some(writes.acquire().await.db()?.detach());
+        }
+        Ok(Some(gated))
     }
 
     /// A transaction that will write. SQLite takes the write lock at `BEGIN IMMEDIATE`, so a
     /// transaction that reads before it writes cannot fail to upgrade its lock halfway (which
-    /// the busy timeout does not cover), and only after its turn at the write gate;
-    /// PostgreSQL locks rows as it goes.
+    /// the busy timeout does not cover), and only after its turn at the write gate, on the
+    /// gate's connection; PostgreSQL locks rows as it goes.
     pub(crate) async fn write(&self) -> Result<WriteTx, StoreError> {
-        let gate = self.gate().await?;
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db()?,
-            Backend::Postgres => self.pool.begin().await.db()?,
-        };
-        Ok(WriteTx { tx, _gate: gate })
-    }
-
-    /// A transaction that will write and whose commit must survive a power cut (see
-    /// `durable`).
-    pub(crate) async fn write_durable(&self) -> Result<WriteTx, StoreError> {
-        match &self.durable {
-            Some(durable) => {
-                let gate = self.gate().await?;
-                let tx = durable.begin_with("BEGIN IMMEDIATE").await.db()?;
-                Ok(WriteTx { tx, _gate: gate })
+        let inner = match self.gate().await? {
+            Some(mut gated) => {
+                let connection = gated.as_mut().expect("the gate holds a connection");
+                <Any as sqlx::Database>::TransactionManager::begin(
+                    connection,
+                    Some(Cow::Borrowed("BEGIN IMMEDIATE")),
+                )
+                .await
+                .db()?;
+                Tx::Gated(GatedTx { gated, open: true })
             }
-            None => self.write().await,
-        }
+            None => Tx::Pooled(self.pool.begin().await.db()?),
+        };
+        Ok(WriteTx {
+            inner,
+            durable: None,
+        })
     }
 
-    /// A connection for one write statement outside a transaction (SQLite: after its turn at
-    /// the write gate).
+    /// A transaction that will write and whose commit must survive a power cut: on SQLite,
+    /// `commit` returns once the WAL holding it is fsynced (`WalSync`), after the write gate
+    /// has opened for the next writer.
+    pub(crate) async fn write_durable(&self) -> Result<WriteTx, StoreError> {
+        let mut tx = self.write().await?;
+        tx.durable = self.wal_sync.clone();
+        Ok(tx)
+    }
+
+    /// A connection for one write statement outside a transaction (SQLite: the write gate's,
+    /// after its turn).
     pub(crate) async fn writer(&self) -> Result<Writer, StoreError> {
-        let gate = self.gate().await?;
-        let connection = self.pool.acquire().await.db()?;
-        Ok(Writer {
-            connection,
-            _gate: gate,
+        Ok(match self.gate().await? {
+            Some(gated) => Writer::Gated(gated),
+            None => Writer::Pooled(self.pool.acquire().await.db()?),
         })
     }
 }
 
-/// A writing transaction with its turn at the write gate (see `Store::write`); it derefs to
-/// the connection, as a `Transaction` does. Dropped without `commit`, it rolls back.
+/// The write gate's turn with its connection (always `Some` once lent).
+type GatedConnection = OwnedMutexGuard<Option<AnyConnection>>;
+
+/// A writing transaction (see `Store::write`); it derefs to the connection, as a
+/// `Transaction` does. Dropped without `commit`, it rolls back.
 pub(crate) struct WriteTx {
-    // Dropped first: the rollback is queued before the gate opens.
-    tx: Transaction<'static, Any>,
-    _gate: Option<OwnedMutexGuard<()>>,
+    inner: Tx,
+    /// SQLite, `write_durable`: the WAL to fsync after the commit.
+    durable: Option<Arc<WalSync>>,
+}
+
+enum Tx {
+    /// PostgreSQL: a transaction on a pooled connection.
+    Pooled(Transaction<'static, Any>),
+    /// SQLite: a transaction on the write gate's connection.
+    Gated(GatedTx),
+}
+
+/// A transaction on the write gate's connection; `open` until committed.
+struct GatedTx {
+    gated: GatedConnection,
+    open: bool,
+}
+
+impl GatedTx {
+    fn connection(&mut self) -> &mut AnyConnection {
+        self.gated.as_mut().expect("the gate holds a connection")
+    }
+}
+
+impl Drop for GatedTx {
+    fn drop(&mut self) {
+        if self.open {
+            // Queued before the gate opens: the next writer's first command runs after it.
+            <Any as sqlx::Database>::TransactionManager::start_rollback(self.connection());
+        }
+    }
 }
 
 impl WriteTx {
-    /// Commits, holding the gate until the commit is done.
+    /// Commits, holding the gate until the commit is done; a durable transaction then waits
+    /// for its WAL to be fsynced, with the gate open.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        let WriteTx { tx, _gate } = self;
-        tx.commit().await
+        let WriteTx { inner, durable } = self;
+        match inner {
+            Tx::Pooled(tx) => tx.commit().await?,
+            Tx::Gated(mut tx) => {
+                <Any as sqlx::Database>::TransactionManager::commit(tx.connection()).await?;
+                tx.open = false;
+                // The gate opens here, before the fsync.
+                drop(tx);
+            }
+        }
+        if let Some(wal) = durable {
+            wal.sync().await.map_err(sqlx::Error::Io)?;
+        }
+        Ok(())
     }
 }
 
 impl std::ops::Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.tx
+        match &self.inner {
+            Tx::Pooled(tx) => tx,
+            Tx::Gated(tx) => tx.gated.as_ref().expect("the gate holds a connection"),
+        }
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        match &mut self.inner {
+            Tx::Pooled(tx) => tx,
+            Tx::Gated(tx) => tx.connection(),
+        }
     }
 }
 
-/// A pooled connection with its turn at the write gate (see `Store::writer`).
-pub(crate) struct Writer {
-    connection: PoolConnection<Any>,
-    _gate: Option<OwnedMutexGuard<()>>,
+/// A connection for one write statement (see `Store::writer`).
+pub(crate) enum Writer {
+    Pooled(PoolConnection<Any>),
+    Gated(GatedConnection),
 }
 
 impl std::ops::Deref for Writer {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.connection
+        match self {
+            Writer::Pooled(connection) => connection,
+            Writer::Gated(gated) => gated.as_ref().expect("the gate holds a connection"),
+        }
     }
 }
 
 impl std::ops::DerefMut for Writer {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.connection
+        match self {
+            Writer::Pooled(connection) => connection,
+            Writer::Gated(gated) => gated.as_mut().expect("the gate holds a connection"),
+        }
+    }
+}
+
+/// SQLite's group commit for durable transactions. Every connection commits with
+/// `synchronous = NORMAL`, so a COMMIT leaves its WAL frames in the page cache; a durable
+/// transaction then asks for one `fdatasync` of the WAL file, which makes every frame written
+/// before it began durable — what `synchronous = FULL` does inside COMMIT, but outside the
+/// write lock and the write gate, and shared: the commits announced while one sync runs are
+/// all covered by the next (FIFO), so N concurrent durable commits cost about two fsyncs, not N.
+/// A power cut loses a suffix of the WAL at most (its frames are checksummed in a chain), so
+/// what any commit depends on is never lost while it survives.
+#[derive(Debug)]
+pub(crate) struct WalSync {
+    wal: PathBuf,
+    /// Durable commits announced so far: each takes the next number after its COMMIT returned.
+    announced: AtomicU64,
+    /// The highest announcement a finished fsync covers; locked while one runs.
+    synced: Mutex<u64>,
+    /// fsyncs run so far (for the bench and the tests: how well commits were grouped).
+    syncs: AtomicU64,
+}
+
+impl WalSync {
+    fn new(database: &Path) -> WalSync {
+        let mut wal = database.as_os_str().to_owned();
+        wal.push("-wal");
+        WalSync {
+            wal: PathBuf::from(wal),
+            announced: AtomicU64::new(0),
+            synced: Mutex::new(0),
+            syncs: AtomicU64::new(0),
+        }
+    }
+
+    /// Returns once every commit that returned before this call is on disk.
+    pub(crate) async fn sync(&self) -> std::io::Result<()> {
+        let ticket = self.announced.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut synced = self.synced.lock().await;
+        if *synced >= ticket {
+            // A sync that began after this commit has finished.
+            return Ok(());
+        }
+        // Every announcement up to here committed before the fsync begins.
+        let covers = self.announced.load(Ordering::SeqCst);
+        let wal = self.wal.clone();
+        tokio::task::spawn_blocking(move || sync_file(&wal))
+            .await
+            .map_err(std::io::Error::other)??;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        *synced = covers;
+        Ok(())
+    }
+}
+
+/// `fdatasync` of the file at `path` (Linux flushes a file's dirty pages whichever descriptor
+/// wrote them). A WAL that is gone was checkpointed into the database, with an fsync, and
+/// deleted when its last connection closed: nothing is left to sync.
+fn sync_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(path) {
+        Ok(file) => file.sync_data(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
     }
 }
 
 /// A pool of `max_connections` SQLite connections to `url` (a file already in WAL mode) that
-/// commit with `PRAGMA synchronous = {synchronous}`.
-async fn sqlite_pool(
-    url: &str,
-    max_connections: u32,
-    synchronous: &'static str,
-) -> Result<AnyPool, StoreError> {
+/// commit with `PRAGMA synchronous = NORMAL` (see `WalSync` for the durable ones).
+async fn sqlite_pool(url: &str, max_connections: u32) -> Result<AnyPool, StoreError> {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         // sqlx pings a connection before lending it (and again when it comes back): a round
@@ -275,11 +434,8 @@ async fn sqlite_pool(
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(
-                    format!(
-                        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                     PRAGMA synchronous = {synchronous};"
-                    )
-                    .as_str(),
+                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                     PRAGMA synchronous = NORMAL;",
                 )
                 .await?;
                 Ok(())
@@ -415,6 +571,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_history_write_ahead.sql"),
         include_str!("../../migrations/postgres/0006_history_write_ahead.sql"),
     ),
+    (
+        7,
+        "audit head trigger",
+        include_str!("../../migrations/sqlite/0007_audit_head_trigger.sql"),
+        include_str!("../../migrations/postgres/0007_audit_head_trigger.sql"),
+    ),
 ];
 
 type BoxDynError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -441,5 +603,50 @@ impl<'s> MigrationSource<'s> for Migrations {
                 })
                 .collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WAL file of its own in the temporary directory, with a page written to it.
+    fn wal_file(name: &str) -> WalSync {
+        let database =
+            std::env::temp_dir().join(format!("latchkey-walsync-{name}-{}.db", std::process::id()));
+        let sync = WalSync::new(&database);
+        std::fs::write(&sync.wal, [7u8; 4096]).expect("write the WAL");
+        sync
+    }
+
+    #[tokio::test]
+    async fn a_lone_durable_commit_gets_its_own_fsync() {
+        let wal = wal_file("lone");
+        for expected in 1..=3 {
+            wal.sync().await.expect("sync");
+            assert_eq!(wal.syncs.load(Ordering::Relaxed), expected);
+        }
+        std::fs::remove_file(&wal.wal).expect("remove");
+    }
+
+    #[tokio::test]
+    async fn concurrent_durable_commits_share_fsyncs() {
+        let wal = wal_file("grouped");
+        // 64 commits announced together: the first runs an fsync that began before most of
+        // them were announced, so one more covers all the rest.
+        let all = futures_util::future::join_all((0..64).map(|_| wal.sync())).await;
+        assert!(all.iter().all(Result::is_ok));
+        assert_eq!(wal.syncs.load(Ordering::Relaxed), 2);
+        // A commit announced after those still gets an fsync of its own.
+        wal.sync().await.expect("sync");
+        assert_eq!(wal.syncs.load(Ordering::Relaxed), 3);
+        std::fs::remove_file(&wal.wal).expect("remove");
+    }
+
+    #[tokio::test]
+    async fn a_wal_checkpointed_away_needs_no_fsync() {
+        let wal = wal_file("gone");
+        std::fs::remove_file(&wal.wal).expect("remove");
+        wal.sync().await.expect("a missing WAL is not an error");
     }
 }

@@ -240,52 +240,63 @@ impl Store {
         id: &str,
         now: UnixTime,
     ) -> Result<Release, StoreError> {
-        let held = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
-        .db()?
-        .ok_or(StoreError::NotFound("delivery"))?;
-        let held = delivery(&held)?;
-        if held.state != DeliveryState::Held {
-            return Err(wrong_state(&held, "only a held delivery can be released"));
-        }
+        // The queued delivery for the held one's key and slot is superseded first (one may be
+        // queued per key and slot); nothing is when `id` is not a held delivery of the tenant,
+        // which the release below then finds.
         let superseded: Vec<String> = sqlx::query_scalar(
             "UPDATE deliveries SET state = 'superseded', ciphertext = NULL, \
              lease_expires_at = NULL, finished_at = $3 \
-             WHERE key_id = $1 AND slot = $2 AND state IN ('pending', 'leased') RETURNING id",
+             WHERE key_id = (SELECT key_id FROM deliveries \
+                             WHERE tenant_id = $1 AND id = $2 AND state = 'held') \
+               AND slot = (SELECT slot FROM deliveries \
+                           WHERE tenant_id = $1 AND id = $2 AND state = 'held') \
+               AND state IN ('pending', 'leased') RETURNING id",
         )
-        .bind(&held.key_id)
-        .bind(&held.slot)
+        .bind(tenant_id)
+        .bind(id)
         .bind(now)
         .fetch_all(&mut **tx)
         .await
         .db()?;
-        let row = sqlx::query(&format!(
+        let released = sqlx::query(&format!(
             "UPDATE deliveries SET state = 'pending', released_at = $3 \
              WHERE tenant_id = $1 AND id = $2 AND state = 'held' RETURNING {COLUMNS}"
         ))
         .bind(tenant_id)
         .bind(id)
         .bind(now)
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await
         .or_conflict("another delivery is queued for this key and slot")?;
+        let Some(row) = released else {
+            // Why not: it does not exist in the tenant, or is not held.
+            let current = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound("delivery"))?;
+            return Err(wrong_state(
+                &delivery(&current)?,
+                "only a held delivery can be released",
+            ));
+        };
+        let released = delivery(&row)?;
         if self.backend == Backend::Postgres {
             // Delivered at commit to every replica's listener, so the one holding this key's
             // long poll answers at once.
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(super::db::RELEASE_CHANNEL)
-                .bind(&held.key_id)
+                .bind(&released.key_id)
                 .execute(&mut **tx)
                 .await
                 .db()?;
         }
         Ok(Release {
-            delivery: delivery(&row)?,
+            delivery: released,
             superseded,
         })
     }
