@@ -476,20 +476,10 @@ impl Store {
     ) -> Result<(PasswordChange, deliveries::Release), StoreError> {
         let mut tx = self.write().await?;
         let recorded = match outcome {
-            Some((connector_id, outcome)) => {
-                let text: String = sqlx::query_scalar(
-                    "SELECT outcomes FROM password_changes WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant_id)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .db()?
-                .ok_or(StoreError::NotFound("password change"))?;
-                let mut all = outcomes(&text)?;
-                all.insert(connector_id.to_string(), outcome);
-                Some(serde_json::Value::Object(all).to_string())
-            }
+            Some((connector_id, outcome)) => Some(
+                merged_outcomes_in(&mut tx, tenant_id, id, connector_id, |slot| *slot = outcome)
+                    .await?,
+            ),
             None => None,
         };
         let release = self
@@ -540,6 +530,32 @@ impl Store {
     }
 }
 
+/// Change `id`'s outcomes read inside `tx` with `update` applied to connector
+/// `connector_id`'s (null when it has none yet), as the JSON to store.
+async fn merged_outcomes_in(
+    tx: &mut super::WriteTx,
+    tenant_id: &str,
+    id: &str,
+    connector_id: &str,
+    update: impl FnOnce(&mut serde_json::Value),
+) -> Result<String, StoreError> {
+    let text: String = sqlx::query_scalar(
+        "SELECT outcomes FROM password_changes WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .db()?
+    .ok_or(StoreError::NotFound("password change"))?;
+    let mut all = outcomes(&text)?;
+    update(
+        all.entry(connector_id.to_string())
+            .or_insert(serde_json::Value::Null),
+    );
+    Ok(serde_json::Value::Object(all).to_string())
+}
+
 /// Applies `update` to connector `connector_id`'s outcome of change `id` (null when it has
 /// none yet) inside `tx`.
 pub(super) async fn update_outcome_in(
@@ -550,28 +566,14 @@ pub(super) async fn update_outcome_in(
     now: UnixTime,
     update: impl FnOnce(&mut serde_json::Value),
 ) -> Result<PasswordChange, StoreError> {
-    let current = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM password_changes WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(tenant_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .db()?
-    .ok_or(StoreError::NotFound("password change"))?;
-    let mut outcomes = change(&current)?.outcomes;
-    update(
-        outcomes
-            .entry(connector_id.to_string())
-            .or_insert(serde_json::Value::Null),
-    );
+    let outcomes = merged_outcomes_in(tx, tenant_id, id, connector_id, update).await?;
     let row = sqlx::query(&format!(
         "UPDATE password_changes SET outcomes = $3, updated_at = $4 \
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
     .bind(id)
-    .bind(serde_json::Value::Object(outcomes).to_string())
+    .bind(outcomes)
     .bind(now)
     .fetch_one(&mut **tx)
     .await

@@ -43,24 +43,10 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
-    /// SQLite only: where the write gate's connection comes from (a pool of one, so it is
-    /// made with the pool's settings; the connection is then detached and kept by the gate).
-    pub(crate) writes: Option<AnyPool>,
-    /// SQLite only: the group commit of the transactions that must survive a power cut (a
-    /// change's begin, which holds its envelope and history entry and is written before any
-    /// directory is asked; see `write_durable`). Every connection commits with
-    /// `synchronous = NORMAL` (the WAL synced at checkpoints): a power cut may take the last
-    /// commits, and recovery derives those again from a durable begin. PostgreSQL commits
-    /// every transaction durably (group commit), so it has none.
-    pub(crate) wal_sync: Option<Arc<WalSync>>,
-    /// SQLite only: one writer at a time in this process, in arrival order. SQLite has one
-    /// write lock per file; connections that contend for it wait in its busy handler, which
-    /// sleeps 1, 2, 5, 10 … 100 ms between tries, so a burst of writers used to spend most of
-    /// its time asleep (strace: a few thousand sleeps of ~5 ms in a second of load) while the
-    /// lock stood free. The gate owns the one connection every write runs on: a writer
-    /// never queues for a connection behind the readers, and no connection goes back to a
-    /// pool (sqlx pings each one it takes back) between two writes.
-    pub(crate) write_gate: Option<Arc<Mutex<Option<AnyConnection>>>>,
+    /// SQLite only: how this process writes (the write gate, its connection, the group
+    /// commit); PostgreSQL orders writers by its row locks and commits every transaction
+    /// durably (group commit), so it has none.
+    pub(crate) sqlite: Option<Arc<SqliteWrites>>,
     pub(crate) backend: Backend,
     pub(crate) master_key: Arc<MasterKey>,
     /// PostgreSQL's URL, for the release listener's own connection (it may hold a password).
@@ -103,8 +89,7 @@ impl Store {
                 "the database URL must start with sqlite: or postgres://".into(),
             ));
         };
-        let mut wal_sync = None;
-        let mut writes = None;
+        let mut sqlite = None;
         let pool = match backend {
             Backend::Sqlite => {
                 // Create the file and switch it to WAL once, on a connection of its own: the
@@ -116,9 +101,13 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT);
-                wal_sync = Some(Arc::new(WalSync::new(options.get_filename())));
+                let wal = Arc::new(WalSync::new(options.get_filename()));
                 options.connect().await.db()?.close().await.db()?;
-                writes = Some(sqlite_pool(url, 1).await?);
+                sqlite = Some(Arc::new(SqliteWrites {
+                    gate: Arc::new(Mutex::new(None)),
+                    connections: sqlite_pool(url, 1).await?,
+                    wal,
+                }));
                 sqlite_pool(url, 8).await?
             }
             Backend::Postgres => AnyPoolOptions::new()
@@ -137,10 +126,8 @@ impl Store {
             .map_err(|e| StoreError::Database(super::error::DatabaseError::from_migrate(e)))?;
         super::tokens::warm_up().await;
         Ok(Store {
-            writes,
+            sqlite,
             pool,
-            write_gate: wal_sync.is_some().then(|| Arc::new(Mutex::new(None))),
-            wal_sync,
             backend,
             master_key: Arc::new(master_key),
             listen_url: (backend == Backend::Postgres)
@@ -163,20 +150,18 @@ impl Store {
     /// SQLite: how many fsyncs of the WAL durable commits have run in this process (fewer than
     /// the durable commits when concurrent ones were grouped); `None` on PostgreSQL.
     pub fn wal_syncs(&self) -> Option<u64> {
-        self.wal_sync
+        self.sqlite
             .as_ref()
-            .map(|wal| wal.syncs.load(Ordering::Relaxed))
+            .map(|sqlite| sqlite.wal.syncs.load(Ordering::Relaxed))
     }
 
     /// Closes every connection (waiting for those in use).
     pub async fn close(&self) {
-        if let Some(gate) = &self.write_gate
-            && let Some(connection) = gate.lock().await.take()
-        {
-            let _ = connection.close().await;
-        }
-        if let Some(writes) = &self.writes {
-            writes.close().await;
+        if let Some(sqlite) = &self.sqlite {
+            if let Some(connection) = sqlite.gate.lock().await.take() {
+                let _ = connection.close().await;
+            }
+            sqlite.connections.close().await;
         }
         self.pool.close().await;
     }
@@ -185,10 +170,10 @@ impl Store {
     /// longer than the busy timeout is what a busy SQLite answers too: unavailable now, worth
     /// a retry.
     async fn gate(&self) -> Result<Option<GatedConnection>, StoreError> {
-        let (Some(gate), Some(writes)) = (&self.write_gate, &self.writes) else {
+        let Some(sqlite) = &self.sqlite else {
             return Ok(None);
         };
-        let mut gated = tokio::time::timeout(SQLITE_BUSY_TIMEOUT, gate.clone().lock_owned())
+        let mut gated = tokio::time::timeout(SQLITE_BUSY_TIMEOUT, sqlite.gate.clone().lock_owned())
             .await
             .map_err(|_| StoreError::db(sqlx::Error::PoolTimedOut))?;
         if let Some(connection) = gated.as_mut()
@@ -204,7 +189,7 @@ impl Store {
             if let Some(old) = gated.take() {
                 let _ = old.close_hard().await;
             }
-            *gated = Some(writes.acquire().await.db()?.detach());
+            *gated = Some(sqlite.connections.acquire().await.db()?.detach());
         }
         Ok(Some(gated))
     }
@@ -238,7 +223,7 @@ impl Store {
     /// has opened for the next writer.
     pub(crate) async fn write_durable(&self) -> Result<WriteTx, StoreError> {
         let mut tx = self.write().await?;
-        tx.durable = self.wal_sync.clone();
+        tx.durable = self.sqlite.as_ref().map(|sqlite| sqlite.wal.clone());
         Ok(tx)
     }
 
@@ -250,6 +235,27 @@ impl Store {
             None => Writer::Pooled(self.pool.acquire().await.db()?),
         })
     }
+}
+
+/// How a SQLite store writes.
+pub(crate) struct SqliteWrites {
+    /// One writer at a time in this process, in arrival order. SQLite has one write lock per
+    /// file; connections that contend for it wait in its busy handler, which sleeps 1, 2, 5,
+    /// 10 … 100 ms between tries, so a burst of writers used to spend most of its time asleep
+    /// (strace: a few thousand sleeps of ~5 ms in a second of load) while the lock stood free.
+    /// The gate owns the one connection every write runs on: a writer never queues for a
+    /// connection behind the readers, and no connection goes back to a pool (sqlx pings each
+    /// one it takes back) between two writes.
+    gate: Arc<Mutex<Option<AnyConnection>>>,
+    /// Where the gate's connection comes from (a pool of one, so it is made with the pool's
+    /// settings; the connection is then detached and kept by the gate).
+    connections: AnyPool,
+    /// The group commit of the transactions that must survive a power cut (a change's begin,
+    /// which holds its envelope and history entry and is written before any directory is
+    /// asked; see `Store::write_durable`). Every connection commits with
+    /// `synchronous = NORMAL` (the WAL synced at checkpoints): a power cut may take the last
+    /// commits, and recovery derives those again from a durable begin.
+    wal: Arc<WalSync>,
 }
 
 /// The write gate's turn with its connection (always `Some` once lent).

@@ -168,16 +168,7 @@ pub(crate) fn delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
 impl Store {
     /// Delivery `id` of `tenant_id`.
     pub async fn delivery(&self, tenant_id: &str, id: &str) -> Result<Delivery, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .db()?
-        .ok_or(StoreError::NotFound("delivery"))?;
-        delivery(&row)
+        delivery_by_id(&self.pool, tenant_id, id).await
     }
 
     /// The delivery of change `change_id` of `tenant_id` (every change has one).
@@ -270,17 +261,9 @@ impl Store {
         .or_conflict("another delivery is queued for this key and slot")?;
         let Some(row) = released else {
             // Why not: it does not exist in the tenant, or is not held.
-            let current = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await
-            .db()?
-            .ok_or(StoreError::NotFound("delivery"))?;
+            let current = delivery_by_id(&mut **tx, tenant_id, id).await?;
             return Err(wrong_state(
-                &delivery(&current)?,
+                &current,
                 "only a held delivery can be released",
             ));
         };
@@ -571,6 +554,24 @@ impl Store {
         .db()?;
         Ok(done.rows_affected())
     }
+}
+
+/// Delivery `id` of `tenant_id`, read through `executor` (the pool, or a transaction).
+async fn delivery_by_id<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Delivery, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(executor)
+    .await
+    .db()?
+    .ok_or(StoreError::NotFound("delivery"))?;
+    delivery(&row)
 }
 
 fn wrong_state(delivery: &Delivery, expected: &'static str) -> StoreError {
