@@ -18,6 +18,7 @@ mod connectors;
 mod crypto;
 mod db;
 mod deliveries;
+mod direct;
 mod employees;
 mod enrollment;
 mod error;
@@ -39,8 +40,8 @@ pub use changes::{
 };
 pub use connectors::{Connector, ConnectorRole, ConnectorUpdate, NewConnector};
 pub use crypto::MasterKey;
-pub(crate) use db::WriteTx;
 pub use db::{Backend, ClusterLock, ReleaseListener, Store};
+pub(crate) use db::{Scope, WriteTx};
 pub use deliveries::{AckOutcome, Delivery, DeliveryState, Release};
 pub use employees::{Employee, NewEmployee};
 pub use enrollment::EnrollmentCode;

@@ -173,6 +173,83 @@ store_test!(a_change_begins_durably, |db| {
     again.close().await;
 });
 
+store_test!(concurrent_changes_and_other_writes_all_land, |db| {
+    // SQLite runs a change's transactions whole on its writer thread and the other writes on
+    // the write gate's sqlx connection: interleaved, none may wait out SQLite's busy timeout,
+    // fail, or break the audit chain they all append to.
+    let store = &db.store;
+    let f = Arc::new(fixture(store, "interleaved").await);
+    let before = store.verify_audit().await.unwrap().records;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (change_store, change_f) = (store.clone(), f.clone());
+        tasks.push(tokio::spawn(async move {
+            let (store, f) = (change_store, change_f);
+            let slot = format!("account-{i}");
+            let (begun, held) = store
+                .begin_change_audited(&f.tenant.id, change(&f, &slot, b"sealed"), NOW, {
+                    let tenant = f.tenant.id.clone();
+                    move |_, _| Some(record(&tenant, 1000 + i))
+                })
+                .await
+                .expect("begin change");
+            store
+                .set_change_state(&f.tenant.id, &begun.id, ChangeState::Applying, None, NOW)
+                .await
+                .expect("applying");
+            let tenant = f.tenant.id.clone();
+            let (done, release) = store
+                .finish_applied_change(
+                    &f.tenant.id,
+                    &begun.id,
+                    Some((f.connector.as_str(), json!({"ok": true}))),
+                    &held.id,
+                    ChangeState::Applied,
+                    None,
+                    move |_| record(&tenant, 2000 + i),
+                    NOW,
+                )
+                .await
+                .expect("finish");
+            assert_eq!(done.state, ChangeState::Applied);
+            assert_eq!(done.outcomes[&f.connector], json!({"ok": true}));
+            assert_eq!(release.delivery.state, DeliveryState::Pending);
+        }));
+        let (store, f) = (store.clone(), f.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .create_key(
+                    &f.tenant.id,
+                    NewKey {
+                        serial: format!("SN-interleaved-{i}"),
+                        kem_public_key: vec![1; 32],
+                        sig_public_key: vec![2; 32],
+                    },
+                )
+                .await
+                .expect("a write on the gate's connection");
+            store
+                .append_audit(record(&f.tenant.id, 3000 + i), NOW)
+                .await
+                .expect("audit");
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let report = store.verify_audit().await.unwrap();
+    assert_eq!(report.problem, None);
+    assert_eq!(report.records, before + 24 * 3);
+    let pending = store
+        .deliveries_of_key(&f.tenant.id, &f.key.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.state == DeliveryState::Pending)
+        .count();
+    assert_eq!(pending, 24);
+});
+
 store_test!(tenant_isolation_in_every_lookup, |db| {
     let store = &db.store;
     let a = fixture(store, "a").await;

@@ -144,14 +144,22 @@ pub async fn deliveries(
                 16,
                 state.lease_seconds,
                 now(),
-                |leased| {
-                    Some(record(
-                        &workstation.tenant_id,
-                        &workstation.id,
-                        "delivery.lease",
-                        json!({"key": key.id,
-                               "deliveries": leased.iter().map(|d| d.id.clone()).collect::<Vec<_>>()}),
-                    ))
+                {
+                    // Written in the lease's transaction, which may run on the store's thread.
+                    let (tenant, workstation, key) = (
+                        workstation.tenant_id.clone(),
+                        workstation.id.clone(),
+                        key.id.clone(),
+                    );
+                    move |leased| {
+                        Some(record(
+                            &tenant,
+                            &workstation,
+                            "delivery.lease",
+                            json!({"key": key,
+                                   "deliveries": leased.iter().map(|d| d.id.clone()).collect::<Vec<_>>()}),
+                        ))
+                    }
                 },
             )
             .await?;
@@ -288,22 +296,32 @@ pub async fn ack(
         }
     }
     // One audit record for the deliveries this request delivered (with their changes).
-    let changes_of = |ids: &[String]| -> Vec<Option<String>> {
-        ids.iter()
+    // (Written in the ack's transaction, which may run on the store's thread: owned.)
+    let change_of: Vec<(String, Option<String>)> = found
+        .iter()
+        .filter(|d| accepted.contains(&d.id))
+        .map(|d| (d.id.clone(), d.change_id.clone()))
+        .collect();
+    let (tenant, workstation_id, key_id) = (
+        workstation.tenant_id.clone(),
+        workstation.id.clone(),
+        key.id.clone(),
+    );
+    let delivered_record = move |ids: &[String]| {
+        let changes: Vec<Option<String>> = ids
+            .iter()
             .map(|id| {
-                found
+                change_of
                     .iter()
-                    .find(|d| &d.id == id)
-                    .and_then(|d| d.change_id.clone())
+                    .find(|(d, _)| d == id)
+                    .and_then(|(_, change)| change.clone())
             })
-            .collect()
-    };
-    let delivered_record = |ids: &[String]| {
+            .collect();
         record(
-            &workstation.tenant_id,
-            &workstation.id,
+            &tenant,
+            &workstation_id,
             "delivery.delivered",
-            json!({"key": key.id, "deliveries": ids, "changes": changes_of(ids)}),
+            json!({"key": key_id, "deliveries": ids, "changes": changes}),
         )
     };
     // Crash point (the crash matrix, `failpoints` builds only): the key stored the envelope and

@@ -9,12 +9,13 @@
 
 use std::fmt;
 
+use super::direct::Columns;
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
-use sqlx::any::AnyRow;
 
+use super::direct::{Statements, Transact, args};
 use super::error::{DbResult as _, StoreError};
-use super::{Store, UnixTime};
+use super::{Scope, Store, UnixTime};
 
 /// A record to append.
 #[derive(Debug, Clone)]
@@ -141,18 +142,18 @@ fn chain_hash(
 
 const COLUMNS: &str = "seq, tenant_id, actor, action, subject, details, at, prev_hash, hash";
 
-fn record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
-    let details: String = row.try_get("details").db()?;
+fn record(row: &impl Columns) -> Result<AuditRecord, StoreError> {
+    let details: String = row.column("details")?;
     Ok(AuditRecord {
-        seq: row.try_get("seq").db()?,
-        tenant_id: row.try_get("tenant_id").db()?,
-        actor: row.try_get("actor").db()?,
-        action: row.try_get("action").db()?,
-        subject: row.try_get("subject").db()?,
+        seq: row.column("seq")?,
+        tenant_id: row.column("tenant_id")?,
+        actor: row.column("actor")?,
+        action: row.column("action")?,
+        subject: row.column("subject")?,
         details: serde_json::from_str(&details)
             .map_err(|e| StoreError::Corrupt(format!("audit details: {e}")))?,
-        at: row.try_get("at").db()?,
-        hash: hex::encode(row.try_get::<Vec<u8>, _>("hash").db()?),
+        at: row.column("at")?,
+        hash: hex::encode(row.column::<Vec<u8>>("hash")?),
     })
 }
 
@@ -163,29 +164,51 @@ impl Store {
         new: NewAuditRecord,
         at: UnixTime,
     ) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.write().await?;
-        let record = append_in(&mut tx, new, at).await?;
-        tx.commit().await.db()?;
-        Ok(record)
+        self.transact(Scope::Transaction, Append { new, at }).await
     }
 }
 
-/// Appends `new` inside `tx`, so a record is written exactly when the change it records is.
-/// Call it last in the transaction: it takes the chain's head, which every append waits for.
+/// [`Store::append_audit`]'s transaction.
+struct Append {
+    new: NewAuditRecord,
+    at: UnixTime,
+}
+
+impl Transact for Append {
+    type Output = AuditRecord;
+
+    async fn run<S: Statements>(self, statements: &mut S) -> Result<AuditRecord, StoreError> {
+        append_in(statements, self.new, self.at).await
+    }
+}
+
+static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING {COLUMNS}"
+    )
+});
+
+/// Appends `new` inside a transaction, so a record is written exactly when the change it
+/// records is. Call it last in the transaction: it takes the chain's head, which every append
+/// waits for.
 pub(crate) async fn append_in(
-    tx: &mut super::WriteTx,
+    statements: &mut impl Statements,
     new: NewAuditRecord,
     at: UnixTime,
 ) -> Result<AuditRecord, StoreError> {
     let details = new.details.to_string();
     // Taking the head first serializes appends: PostgreSQL holds this row's lock until
     // commit, SQLite holds the write lock since BEGIN IMMEDIATE.
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut **tx)
+    let head = statements
+        .fetch_one(
+            "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
+            args![],
+        )
         .await
         .db()?;
-    let seq: i64 = head.try_get("seq").db()?;
-    let prev: Vec<u8> = head.try_get("hash").db()?;
+    let seq: i64 = head.column("seq")?;
+    let prev: Vec<u8> = head.column("hash")?;
     let hash = chain_hash(
         &prev,
         seq,
@@ -196,22 +219,23 @@ pub(crate) async fn append_in(
         &details,
         at,
     );
-    let row = sqlx::query(&format!(
-        "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         RETURNING {COLUMNS}"
-    ))
-    .bind(seq)
-    .bind(&new.tenant_id)
-    .bind(&new.actor)
-    .bind(&new.action)
-    .bind(&new.subject)
-    .bind(&details)
-    .bind(at)
-    .bind(prev)
-    .bind(hash)
-    .fetch_one(&mut **tx)
-    .await
-    .db()?;
+    let row = statements
+        .fetch_one(
+            &INSERT,
+            args![
+                seq,
+                &new.tenant_id,
+                &new.actor,
+                &new.action,
+                &new.subject,
+                &details,
+                at,
+                &prev,
+                hash.as_slice()
+            ],
+        )
+        .await
+        .db()?;
     // The head's hash follows by trigger (migration 0007, `audit_head_follows`).
     record(&row)
 }

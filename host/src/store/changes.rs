@@ -9,12 +9,13 @@
 
 use std::fmt;
 
+use super::direct::Columns;
 use sqlx::Row as _;
-use sqlx::any::AnyRow;
 
 use super::audit::NewAuditRecord;
-use super::db::Backend;
+use super::db::{Backend, Scope};
 use super::deliveries::{self, Delivery};
+use super::direct::{Statements, Transact, args};
 use super::error::{DbResult as _, KeyRefusal, StoreError};
 use super::keys;
 use super::{Store, UnixTime, new_id};
@@ -155,29 +156,29 @@ pub struct ChangeStart {
     pub last_sequence: i64,
 }
 
-fn change(row: &AnyRow) -> Result<PasswordChange, StoreError> {
-    let mode: String = row.try_get("mode").db()?;
-    let state: String = row.try_get("state").db()?;
+fn change(row: &impl Columns) -> Result<PasswordChange, StoreError> {
+    let mode: String = row.column("mode")?;
+    let state: String = row.column("state")?;
     let json = |column: &str| -> Result<serde_json::Value, StoreError> {
-        let text: String = row.try_get(column).db()?;
+        let text: String = row.column(column)?;
         serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
     };
     Ok(PasswordChange {
-        id: row.try_get("id").db()?,
-        tenant_id: row.try_get("tenant_id").db()?,
-        employee_id: row.try_get("employee_id").db()?,
-        key_id: row.try_get("key_id").db()?,
-        actor: row.try_get("actor").db()?,
+        id: row.column("id")?,
+        tenant_id: row.column("tenant_id")?,
+        employee_id: row.column("employee_id")?,
+        key_id: row.column("key_id")?,
+        actor: row.column("actor")?,
         mode: ChangeMode::parse(&mode)
             .ok_or_else(|| StoreError::Corrupt(format!("change mode {mode:?}")))?,
         options: json("options")?,
         state: ChangeState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("change state {state:?}")))?,
-        outcomes: outcomes(&row.try_get::<String, _>("outcomes").db()?)?,
-        failure: row.try_get("failure").db()?,
-        started_at: row.try_get("started_at").db()?,
-        updated_at: row.try_get("updated_at").db()?,
-        finished_at: row.try_get("finished_at").db()?,
+        outcomes: outcomes(&row.column::<String>("outcomes")?)?,
+        failure: row.column("failure")?,
+        started_at: row.column("started_at")?,
+        updated_at: row.column("updated_at")?,
+        finished_at: row.column("finished_at")?,
     })
 }
 
@@ -192,23 +193,33 @@ fn outcomes(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, St
 
 /// The one statement that moves a change: only an unfinished change moves, and a final state
 /// stamps `finished_at`; `outcomes` (the whole object, as JSON) replaces the recorded ones when
-/// given. Fetches the changed row (none when the change was final already).
-fn set_state<'q>(
-    tenant_id: &'q str,
-    id: &'q str,
+/// given. The changed change (none when it was final already).
+async fn set_state_in(
+    statements: &mut impl Statements,
+    tenant_id: &str,
+    id: &str,
     state: ChangeState,
-    failure: Option<&'q str>,
-    outcomes: Option<String>,
+    failure: Option<&str>,
+    outcomes: Option<&str>,
     now: UnixTime,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    sqlx::query(SET_STATE.as_str())
-        .bind(tenant_id)
-        .bind(id)
-        .bind(state.as_str())
-        .bind(failure)
-        .bind(now)
-        .bind(state.is_final().then_some(now))
-        .bind(outcomes)
+) -> Result<Option<PasswordChange>, StoreError> {
+    statements
+        .fetch_optional(
+            &SET_STATE,
+            args![
+                tenant_id,
+                id,
+                state.as_str(),
+                failure,
+                now,
+                state.is_final().then_some(now),
+                outcomes
+            ],
+        )
+        .await
+        .db()?
+        .map(|row| change(&row))
+        .transpose()
 }
 
 static SET_STATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -218,6 +229,16 @@ static SET_STATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
          WHERE tenant_id = $1 AND id = $2 AND state IN ('held', 'applying') RETURNING {COLUMNS}"
     )
 });
+
+/// The refusal to move a final change.
+fn already_final(id: &str, state: String) -> StoreError {
+    StoreError::WrongState {
+        what: "password change",
+        id: id.to_string(),
+        state,
+        expected: "a finished change does not change state",
+    }
+}
 
 impl Store {
     /// Records a change of `tenant_id` in state Held together with its held delivery, in one
@@ -241,90 +262,17 @@ impl Store {
         tenant_id: &str,
         new: NewChange,
         now: UnixTime,
-        audit: impl FnOnce(&PasswordChange, &Delivery) -> Option<NewAuditRecord>,
+        audit: impl FnOnce(&PasswordChange, &Delivery) -> Option<NewAuditRecord> + Send + 'static,
     ) -> Result<(PasswordChange, Delivery), StoreError> {
+        let op = Begin {
+            tenant_id: tenant_id.to_string(),
+            new,
+            now,
+            audit,
+        };
         // Durable: the directory is asked only after this commit, so a power cut must not take
         // it (the held envelope and the history entry are what recovery and the key rely on).
-        let mut tx = self.write_durable().await?;
-        // PostgreSQL: the key row's lock orders concurrent changes of one key, so the sequence
-        // check below sees every earlier envelope. SQLite has one writer already.
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
-        // The key, and the highest sequence sealed for its slot, in one statement.
-        let row = sqlx::query(&format!(
-            "SELECT {}, (SELECT MAX(sequence) FROM deliveries WHERE key_id = $2 AND slot = $3) \
-             AS last_sequence FROM keys WHERE tenant_id = $1 AND id = $2{lock}",
-            keys::COLUMNS
-        ))
-        .bind(tenant_id)
-        .bind(&new.key_id)
-        .bind(&new.slot)
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?
-        .ok_or(StoreError::NotFound("key"))?;
-        let key = keys::key(&row)?;
-        let last: Option<i64> = row.try_get("last_sequence").db()?;
-        if key.employee_id.as_deref() != Some(new.employee_id.as_str()) {
-            return Err(StoreError::KeyRefused {
-                key: key.id,
-                status: key.status,
-                refusal: KeyRefusal::NotTheEmployees,
-            });
-        }
-        key.require_new_password()?;
-        if new.sequence <= last.unwrap_or(0) {
-            return Err(StoreError::SequenceTaken);
-        }
-        let change_id = new_id();
-        let row = sqlx::query(&format!(
-            "INSERT INTO password_changes (id, tenant_id, employee_id, key_id, actor, mode, \
-             options, state, outcomes, started_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'held', '{{}}', $8, $8) RETURNING {COLUMNS}"
-        ))
-        .bind(&change_id)
-        .bind(tenant_id)
-        .bind(&new.employee_id)
-        .bind(&new.key_id)
-        .bind(&new.actor)
-        .bind(new.mode.as_str())
-        .bind(new.options.to_string())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .db()?;
-        let change = change(&row)?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO deliveries (id, tenant_id, key_id, slot, change_id, state, ciphertext, \
-             created_at, not_after, sequence, receipt) \
-             VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9, $10) RETURNING {}",
-            deliveries::COLUMNS
-        ))
-        .bind(&new.delivery_id)
-        .bind(tenant_id)
-        .bind(&new.key_id)
-        .bind(&new.slot)
-        .bind(&change_id)
-        .bind(new.envelope)
-        .bind(now)
-        .bind(new.not_after)
-        .bind(new.sequence)
-        .bind(new.receipt)
-        .fetch_one(&mut *tx)
-        .await
-        .or_conflict("a password change for this key and account is already in flight")?;
-        let delivery = deliveries::delivery(&row)?;
-        if let Some(hash) = &new.history_hash {
-            super::history::append_ahead_in(&mut tx, tenant_id, &new.employee_id, &change_id, hash)
-                .await?;
-        }
-        if let Some(record) = audit(&change, &delivery) {
-            super::audit::append_in(&mut tx, record, now).await?;
-        }
-        tx.commit().await.db()?;
-        Ok((change, delivery))
+        self.transact(Scope::Durable, op).await
     }
 
     /// What a change of `tenant_id` sealed to `key_id` for `slot` starts from, in one read:
@@ -420,13 +368,14 @@ impl Store {
         outcome: serde_json::Value,
         now: UnixTime,
     ) -> Result<PasswordChange, StoreError> {
-        let mut tx = self.write().await?;
-        let change = update_outcome_in(&mut tx, tenant_id, id, connector_id, now, |slot| {
-            *slot = outcome
-        })
-        .await?;
-        tx.commit().await.db()?;
-        Ok(change)
+        let op = RecordOutcome {
+            tenant_id: tenant_id.to_string(),
+            id: id.to_string(),
+            connector_id: connector_id.to_string(),
+            outcome,
+            now,
+        };
+        self.transact(Scope::Transaction, op).await
     }
 
     /// Moves change `id` to `state` (with `failure` when it failed). A final change does not
@@ -439,20 +388,18 @@ impl Store {
         failure: Option<&str>,
         now: UnixTime,
     ) -> Result<PasswordChange, StoreError> {
-        let row = set_state(tenant_id, id, state, failure, None, now)
-            .fetch_optional(&mut *self.writer().await?)
-            .await
-            .db()?;
-        match row {
-            Some(row) => change(&row),
+        let op = SetState {
+            tenant_id: tenant_id.to_string(),
+            id: id.to_string(),
+            state,
+            failure: failure.map(str::to_string),
+            now,
+        };
+        match self.transact(Scope::Statement, op).await? {
+            Some(change) => Ok(change),
             None => {
                 let current = self.password_change(tenant_id, id).await?;
-                Err(StoreError::WrongState {
-                    what: "password change",
-                    id: id.to_string(),
-                    state: current.state.to_string(),
-                    expected: "a finished change does not change state",
-                })
+                Err(already_final(id, current.state.to_string()))
             }
         }
     }
@@ -471,36 +418,20 @@ impl Store {
         delivery_id: &str,
         state: ChangeState,
         failure: Option<&str>,
-        audit: impl FnOnce(&deliveries::Release) -> NewAuditRecord,
+        audit: impl FnOnce(&deliveries::Release) -> NewAuditRecord + Send + 'static,
         now: UnixTime,
     ) -> Result<(PasswordChange, deliveries::Release), StoreError> {
-        let mut tx = self.write().await?;
-        let recorded = match outcome {
-            Some((connector_id, outcome)) => Some(
-                merged_outcomes_in(&mut tx, tenant_id, id, connector_id, |slot| *slot = outcome)
-                    .await?,
-            ),
-            None => None,
+        let op = Finish {
+            tenant_id: tenant_id.to_string(),
+            id: id.to_string(),
+            outcome: outcome.map(|(connector, outcome)| (connector.to_string(), outcome)),
+            delivery_id: delivery_id.to_string(),
+            state,
+            failure: failure.map(str::to_string),
+            audit,
+            now,
         };
-        let release = self
-            .release_in(&mut tx, tenant_id, delivery_id, now)
-            .await?;
-        // The state and the outcome in one statement.
-        let row = set_state(tenant_id, id, state, failure, recorded, now)
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?
-            .ok_or_else(|| StoreError::WrongState {
-                what: "password change",
-                id: id.to_string(),
-                state: "final".into(),
-                expected: "a finished change does not change state",
-            })?;
-        let change = change(&row)?;
-        super::history::prune_in(&mut tx, tenant_id, &change.employee_id).await?;
-        super::audit::append_in(&mut tx, audit(&release), now).await?;
-        tx.commit().await.db()?;
-        Ok((change, release))
+        self.transact(Scope::Transaction, op).await
     }
 
     /// Every change left held or applying, on every tenant, oldest first: what start-up must
@@ -530,25 +461,266 @@ impl Store {
     }
 }
 
-/// Change `id`'s outcomes read inside `tx` with `update` applied to connector
+/// [`Store::begin_change_audited`]'s transaction.
+struct Begin<A> {
+    tenant_id: String,
+    new: NewChange,
+    now: UnixTime,
+    audit: A,
+}
+
+impl<A> Transact for Begin<A>
+where
+    A: FnOnce(&PasswordChange, &Delivery) -> Option<NewAuditRecord> + Send + 'static,
+{
+    type Output = (PasswordChange, Delivery);
+
+    async fn run<S: Statements>(self, statements: &mut S) -> Result<Self::Output, StoreError> {
+        let Begin {
+            tenant_id,
+            new,
+            now,
+            audit,
+        } = self;
+        // The key, and the highest sequence sealed for its slot, in one statement. PostgreSQL:
+        // the key row's lock orders concurrent changes of one key, so the sequence check below
+        // sees every earlier envelope; SQLite has one writer already.
+        let sql = match statements.backend() {
+            Backend::Postgres => &*KEY_FOR_BEGIN_POSTGRES,
+            Backend::Sqlite => &*KEY_FOR_BEGIN,
+        };
+        let row = statements
+            .fetch_optional(sql, args![&tenant_id, &new.key_id, &new.slot])
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound("key"))?;
+        let key = keys::key(&row)?;
+        let last: Option<i64> = row.column("last_sequence")?;
+        if key.employee_id.as_deref() != Some(new.employee_id.as_str()) {
+            return Err(StoreError::KeyRefused {
+                key: key.id,
+                status: key.status,
+                refusal: KeyRefusal::NotTheEmployees,
+            });
+        }
+        key.require_new_password()?;
+        if new.sequence <= last.unwrap_or(0) {
+            return Err(StoreError::SequenceTaken);
+        }
+        let change_id = new_id();
+        let options = new.options.to_string();
+        let row = statements
+            .fetch_one(
+                &INSERT_CHANGE,
+                args![
+                    &change_id,
+                    &tenant_id,
+                    &new.employee_id,
+                    &new.key_id,
+                    &new.actor,
+                    new.mode.as_str(),
+                    &options,
+                    now
+                ],
+            )
+            .await
+            .db()?;
+        let change = change(&row)?;
+        let row = statements
+            .fetch_one(
+                &INSERT_HELD_DELIVERY,
+                args![
+                    &new.delivery_id,
+                    &tenant_id,
+                    &new.key_id,
+                    &new.slot,
+                    &change_id,
+                    &new.envelope,
+                    now,
+                    new.not_after,
+                    new.sequence,
+                    &new.receipt
+                ],
+            )
+            .await
+            .or_conflict("a password change for this key and account is already in flight")?;
+        let delivery = deliveries::delivery(&row)?;
+        if let Some(hash) = &new.history_hash {
+            super::history::append_ahead_in(
+                statements,
+                &tenant_id,
+                &new.employee_id,
+                &change_id,
+                hash,
+            )
+            .await?;
+        }
+        if let Some(record) = audit(&change, &delivery) {
+            super::audit::append_in(statements, record, now).await?;
+        }
+        Ok((change, delivery))
+    }
+}
+
+static KEY_FOR_BEGIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {}, (SELECT MAX(sequence) FROM deliveries WHERE key_id = $2 AND slot = $3) \
+         AS last_sequence FROM keys WHERE tenant_id = $1 AND id = $2",
+        keys::COLUMNS
+    )
+});
+
+static KEY_FOR_BEGIN_POSTGRES: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{} FOR UPDATE", *KEY_FOR_BEGIN));
+
+static INSERT_CHANGE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO password_changes (id, tenant_id, employee_id, key_id, actor, mode, \
+         options, state, outcomes, started_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'held', '{{}}', $8, $8) RETURNING {COLUMNS}"
+    )
+});
+
+static INSERT_HELD_DELIVERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO deliveries (id, tenant_id, key_id, slot, change_id, state, ciphertext, \
+         created_at, not_after, sequence, receipt) \
+         VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8, $9, $10) RETURNING {}",
+        deliveries::COLUMNS
+    )
+});
+
+/// [`Store::record_change_outcome`]'s transaction.
+struct RecordOutcome {
+    tenant_id: String,
+    id: String,
+    connector_id: String,
+    outcome: serde_json::Value,
+    now: UnixTime,
+}
+
+impl Transact for RecordOutcome {
+    type Output = PasswordChange;
+
+    async fn run<S: Statements>(self, statements: &mut S) -> Result<PasswordChange, StoreError> {
+        let RecordOutcome {
+            tenant_id,
+            id,
+            connector_id,
+            outcome,
+            now,
+        } = self;
+        update_outcome_in(statements, &tenant_id, &id, &connector_id, now, |slot| {
+            *slot = outcome
+        })
+        .await
+    }
+}
+
+/// [`Store::set_change_state`]'s statement: the moved change, none when it was final.
+struct SetState {
+    tenant_id: String,
+    id: String,
+    state: ChangeState,
+    failure: Option<String>,
+    now: UnixTime,
+}
+
+impl Transact for SetState {
+    type Output = Option<PasswordChange>;
+
+    async fn run<S: Statements>(
+        self,
+        statements: &mut S,
+    ) -> Result<Option<PasswordChange>, StoreError> {
+        set_state_in(
+            statements,
+            &self.tenant_id,
+            &self.id,
+            self.state,
+            self.failure.as_deref(),
+            None,
+            self.now,
+        )
+        .await
+    }
+}
+
+/// [`Store::finish_applied_change`]'s transaction.
+struct Finish<A> {
+    tenant_id: String,
+    id: String,
+    outcome: Option<(String, serde_json::Value)>,
+    delivery_id: String,
+    state: ChangeState,
+    failure: Option<String>,
+    audit: A,
+    now: UnixTime,
+}
+
+impl<A> Transact for Finish<A>
+where
+    A: FnOnce(&deliveries::Release) -> NewAuditRecord + Send + 'static,
+{
+    type Output = (PasswordChange, deliveries::Release);
+
+    async fn run<S: Statements>(self, statements: &mut S) -> Result<Self::Output, StoreError> {
+        let Finish {
+            tenant_id,
+            id,
+            outcome,
+            delivery_id,
+            state,
+            failure,
+            audit,
+            now,
+        } = self;
+        let recorded = match outcome {
+            Some((connector_id, outcome)) => Some(
+                merged_outcomes_in(statements, &tenant_id, &id, &connector_id, |slot| {
+                    *slot = outcome
+                })
+                .await?,
+            ),
+            None => None,
+        };
+        let release = deliveries::release_in(statements, &tenant_id, &delivery_id, now).await?;
+        // The state and the outcome in one statement.
+        let change = set_state_in(
+            statements,
+            &tenant_id,
+            &id,
+            state,
+            failure.as_deref(),
+            recorded.as_deref(),
+            now,
+        )
+        .await?
+        .ok_or_else(|| already_final(&id, "final".into()))?;
+        super::history::prune_in(statements, &tenant_id, &change.employee_id).await?;
+        super::audit::append_in(statements, audit(&release), now).await?;
+        Ok((change, release))
+    }
+}
+
+/// Change `id`'s outcomes read inside a transaction with `update` applied to connector
 /// `connector_id`'s (null when it has none yet), as the JSON to store.
 async fn merged_outcomes_in(
-    tx: &mut super::WriteTx,
+    statements: &mut impl Statements,
     tenant_id: &str,
     id: &str,
     connector_id: &str,
     update: impl FnOnce(&mut serde_json::Value),
 ) -> Result<String, StoreError> {
-    let text: String = sqlx::query_scalar(
-        "SELECT outcomes FROM password_changes WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(tenant_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .db()?
-    .ok_or(StoreError::NotFound("password change"))?;
-    let mut all = outcomes(&text)?;
+    let row = statements
+        .fetch_optional(
+            "SELECT outcomes FROM password_changes WHERE tenant_id = $1 AND id = $2",
+            args![tenant_id, id],
+        )
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("password change"))?;
+    let mut all = outcomes(&row.column::<String>("outcomes")?)?;
     update(
         all.entry(connector_id.to_string())
             .or_insert(serde_json::Value::Null),
@@ -557,26 +729,26 @@ async fn merged_outcomes_in(
 }
 
 /// Applies `update` to connector `connector_id`'s outcome of change `id` (null when it has
-/// none yet) inside `tx`.
+/// none yet) inside a transaction.
 pub(super) async fn update_outcome_in(
-    tx: &mut super::WriteTx,
+    statements: &mut impl Statements,
     tenant_id: &str,
     id: &str,
     connector_id: &str,
     now: UnixTime,
     update: impl FnOnce(&mut serde_json::Value),
 ) -> Result<PasswordChange, StoreError> {
-    let outcomes = merged_outcomes_in(tx, tenant_id, id, connector_id, update).await?;
-    let row = sqlx::query(&format!(
-        "UPDATE password_changes SET outcomes = $3, updated_at = $4 \
-         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
-    ))
-    .bind(tenant_id)
-    .bind(id)
-    .bind(outcomes)
-    .bind(now)
-    .fetch_one(&mut **tx)
-    .await
-    .db()?;
+    let outcomes = merged_outcomes_in(statements, tenant_id, id, connector_id, update).await?;
+    let row = statements
+        .fetch_one(&UPDATE_OUTCOMES, args![tenant_id, id, &outcomes, now])
+        .await
+        .db()?;
     change(&row)
 }
+
+static UPDATE_OUTCOMES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE password_changes SET outcomes = $3, updated_at = $4 \
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    )
+});

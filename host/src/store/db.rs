@@ -30,6 +30,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::postgres::PgListener;
 
 use super::crypto::MasterKey;
+use super::direct::{DirectWriter, Transact};
 use super::error::{DbResult as _, StoreError};
 
 /// Which database a store runs on.
@@ -101,13 +102,16 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT);
-                let wal = Arc::new(WalSync::new(options.get_filename()));
+                if url.contains(":memory:") || url.contains("mode=memory") {
+                    // Every connection would open a database of its own.
+                    return Err(StoreError::Invalid(
+                        "an in-memory SQLite database is not supported: give a file path, \
+                         e.g. sqlite://latchkey.db"
+                            .into(),
+                    ));
+                }
                 options.connect().await.db()?.close().await.db()?;
-                sqlite = Some(Arc::new(SqliteWrites {
-                    gate: Arc::new(Mutex::new(None)),
-                    connections: sqlite_pool(url, 1).await?,
-                    wal,
-                }));
+                sqlite = Some(options.get_filename().to_path_buf());
                 sqlite_pool(url, 8).await?
             }
             Backend::Postgres => AnyPoolOptions::new()
@@ -124,6 +128,19 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(super::error::DatabaseError::from_migrate(e)))?;
+        // The direct writer opens the file once its schema is migrated.
+        let sqlite = match sqlite {
+            Some(path) => {
+                let gate = Arc::new(Mutex::new(None));
+                Some(Arc::new(SqliteWrites {
+                    direct: DirectWriter::open(&path, gate.clone(), SQLITE_BUSY_TIMEOUT)?,
+                    gate,
+                    connections: sqlite_pool(url, 1).await?,
+                    wal: Arc::new(WalSync::new(&path)),
+                }))
+            }
+            None => None,
+        };
         super::tokens::warm_up().await;
         Ok(Store {
             sqlite,
@@ -158,6 +175,7 @@ impl Store {
     /// Closes every connection (waiting for those in use).
     pub async fn close(&self) {
         if let Some(sqlite) = &self.sqlite {
+            sqlite.direct.close().await;
             if let Some(connection) = sqlite.gate.lock().await.take() {
                 let _ = connection.close().await;
             }
@@ -212,19 +230,38 @@ impl Store {
             }
             None => Tx::Pooled(self.pool.begin().await.db()?),
         };
-        Ok(WriteTx {
-            inner,
-            durable: None,
-        })
+        Ok(WriteTx { inner })
     }
 
-    /// A transaction that will write and whose commit must survive a power cut: on SQLite,
-    /// `commit` returns once the WAL holding it is fsynced (`WalSync`), after the write gate
-    /// has opened for the next writer.
-    pub(crate) async fn write_durable(&self) -> Result<WriteTx, StoreError> {
-        let mut tx = self.write().await?;
-        tx.durable = self.sqlite.as_ref().map(|sqlite| sqlite.wal.clone());
-        Ok(tx)
+    /// Runs `op` as `scope` says: on SQLite as one transaction on the direct writer (a durable
+    /// one returns once the WAL holding its commit is fsynced, `WalSync`, after the writer has
+    /// gone on to the next); on PostgreSQL, which commits every transaction durably, in a
+    /// transaction, or on a connection for an op of one statement.
+    pub(crate) async fn transact<T: Transact>(
+        &self,
+        scope: Scope,
+        op: T,
+    ) -> Result<T::Output, StoreError> {
+        match &self.sqlite {
+            Some(sqlite) => {
+                let output = sqlite.direct.run(op).await?;
+                if scope == Scope::Durable {
+                    sqlite
+                        .wal
+                        .sync()
+                        .await
+                        .map_err(|e| StoreError::db(sqlx::Error::Io(e)))?;
+                }
+                Ok(output)
+            }
+            None if scope == Scope::Statement => op.run(&mut *self.writer().await?).await,
+            None => {
+                let mut tx = self.write().await?;
+                let output = op.run(&mut *tx).await?;
+                tx.commit().await.db()?;
+                Ok(output)
+            }
+        }
     }
 
     /// A connection for one write statement outside a transaction (SQLite: the write gate's,
@@ -237,8 +274,23 @@ impl Store {
     }
 }
 
+/// What a [`Transact`] is run as (see `Store::transact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// One statement (PostgreSQL: no transaction around it).
+    Statement,
+    /// A transaction.
+    Transaction,
+    /// A transaction whose commit must survive a power cut (a change's begin, which holds its
+    /// envelope and history entry and is written before any directory is asked). PostgreSQL
+    /// commits every transaction so.
+    Durable,
+}
+
 /// How a SQLite store writes.
 pub(crate) struct SqliteWrites {
+    /// The change path's transactions, each whole on one thread (`direct`).
+    direct: DirectWriter,
     /// One writer at a time in this process, in arrival order. SQLite has one write lock per
     /// file; connections that contend for it wait in its busy handler, which sleeps 1, 2, 5,
     /// 10 … 100 ms between tries, so a burst of writers used to spend most of its time asleep
@@ -250,9 +302,8 @@ pub(crate) struct SqliteWrites {
     /// Where the gate's connection comes from (a pool of one, so it is made with the pool's
     /// settings; the connection is then detached and kept by the gate).
     connections: AnyPool,
-    /// The group commit of the transactions that must survive a power cut (a change's begin,
-    /// which holds its envelope and history entry and is written before any directory is
-    /// asked; see `Store::write_durable`). Every connection commits with
+    /// The group commit of the transactions that must survive a power cut (`Scope::Durable`).
+    /// Every connection commits with
     /// `synchronous = NORMAL` (the WAL synced at checkpoints): a power cut may take the last
     /// commits, and recovery derives those again from a durable begin.
     wal: Arc<WalSync>,
@@ -265,8 +316,6 @@ type GatedConnection = OwnedMutexGuard<Option<AnyConnection>>;
 /// `Transaction` does. Dropped without `commit`, it rolls back.
 pub(crate) struct WriteTx {
     inner: Tx,
-    /// SQLite, `write_durable`: the WAL to fsync after the commit.
-    durable: Option<Arc<WalSync>>,
 }
 
 enum Tx {
@@ -298,23 +347,16 @@ impl Drop for GatedTx {
 }
 
 impl WriteTx {
-    /// Commits, holding the gate until the commit is done; a durable transaction then waits
-    /// for its WAL to be fsynced, with the gate open.
+    /// Commits, holding the gate until the commit is done.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        let WriteTx { inner, durable } = self;
-        match inner {
-            Tx::Pooled(tx) => tx.commit().await?,
+        match self.inner {
+            Tx::Pooled(tx) => tx.commit().await,
             Tx::Gated(mut tx) => {
                 <Any as sqlx::Database>::TransactionManager::commit(tx.connection()).await?;
                 tx.open = false;
-                // The gate opens here, before the fsync.
-                drop(tx);
+                Ok(())
             }
         }
-        if let Some(wal) = durable {
-            wal.sync().await.map_err(sqlx::Error::Io)?;
-        }
-        Ok(())
     }
 }
 

@@ -13,13 +13,13 @@
 
 use std::fmt;
 
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use super::direct::Columns;
 
 use super::audit::{self, NewAuditRecord};
 use super::db::Backend;
+use super::direct::{Arg, Statements, Transact, args};
 use super::error::{DbResult as _, StoreError};
-use super::{Store, UnixTime};
+use super::{Scope, Store, UnixTime};
 
 /// Where a delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,34 +141,34 @@ pub(crate) const COLUMNS: &str = "id, tenant_id, key_id, slot, change_id, state,
      created_at, released_at, not_after, lease_expires_at, leased_by, attempts, finished_at, \
      failure, sequence, receipt";
 
-pub(crate) fn delivery(row: &AnyRow) -> Result<Delivery, StoreError> {
-    let state: String = row.try_get("state").db()?;
+pub(crate) fn delivery(row: &impl Columns) -> Result<Delivery, StoreError> {
+    let state: String = row.column("state")?;
     Ok(Delivery {
-        id: row.try_get("id").db()?,
-        tenant_id: row.try_get("tenant_id").db()?,
-        key_id: row.try_get("key_id").db()?,
-        slot: row.try_get("slot").db()?,
-        change_id: row.try_get("change_id").db()?,
+        id: row.column("id")?,
+        tenant_id: row.column("tenant_id")?,
+        key_id: row.column("key_id")?,
+        slot: row.column("slot")?,
+        change_id: row.column("change_id")?,
         state: DeliveryState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("delivery state {state:?}")))?,
-        ciphertext: row.try_get("ciphertext").db()?,
-        created_at: row.try_get("created_at").db()?,
-        released_at: row.try_get("released_at").db()?,
-        not_after: row.try_get("not_after").db()?,
-        lease_expires_at: row.try_get("lease_expires_at").db()?,
-        leased_by: row.try_get("leased_by").db()?,
-        attempts: row.try_get("attempts").db()?,
-        finished_at: row.try_get("finished_at").db()?,
-        failure: row.try_get("failure").db()?,
-        sequence: row.try_get("sequence").db()?,
-        receipt: row.try_get("receipt").db()?,
+        ciphertext: row.column("ciphertext")?,
+        created_at: row.column("created_at")?,
+        released_at: row.column("released_at")?,
+        not_after: row.column("not_after")?,
+        lease_expires_at: row.column("lease_expires_at")?,
+        leased_by: row.column("leased_by")?,
+        attempts: row.column("attempts")?,
+        finished_at: row.column("finished_at")?,
+        failure: row.column("failure")?,
+        sequence: row.column("sequence")?,
+        receipt: row.column("receipt")?,
     })
 }
 
 impl Store {
     /// Delivery `id` of `tenant_id`.
     pub async fn delivery(&self, tenant_id: &str, id: &str) -> Result<Delivery, StoreError> {
-        delivery_by_id(&self.pool, tenant_id, id).await
+        delivery_in(&mut *self.pool.acquire().await.db()?, tenant_id, id).await
     }
 
     /// The delivery of change `change_id` of `tenant_id` (every change has one).
@@ -217,71 +217,12 @@ impl Store {
         id: &str,
         now: UnixTime,
     ) -> Result<Release, StoreError> {
-        let mut tx = self.write().await?;
-        let release = self.release_in(&mut tx, tenant_id, id, now).await?;
-        tx.commit().await.db()?;
-        Ok(release)
-    }
-
-    /// Releases held delivery `id` inside `tx` (see [`Store::release_delivery`]).
-    pub(crate) async fn release_in(
-        &self,
-        tx: &mut super::WriteTx,
-        tenant_id: &str,
-        id: &str,
-        now: UnixTime,
-    ) -> Result<Release, StoreError> {
-        // The queued delivery for the held one's key and slot is superseded first (one may be
-        // queued per key and slot); nothing is when `id` is not a held delivery of the tenant,
-        // which the release below then finds.
-        let superseded: Vec<String> = sqlx::query_scalar(
-            "UPDATE deliveries SET state = 'superseded', ciphertext = NULL, \
-             lease_expires_at = NULL, finished_at = $3 \
-             WHERE key_id = (SELECT key_id FROM deliveries \
-                             WHERE tenant_id = $1 AND id = $2 AND state = 'held') \
-               AND slot = (SELECT slot FROM deliveries \
-                           WHERE tenant_id = $1 AND id = $2 AND state = 'held') \
-               AND state IN ('pending', 'leased') RETURNING id",
-        )
-        .bind(tenant_id)
-        .bind(id)
-        .bind(now)
-        .fetch_all(&mut **tx)
-        .await
-        .db()?;
-        let released = sqlx::query(&format!(
-            "UPDATE deliveries SET state = 'pending', released_at = $3 \
-             WHERE tenant_id = $1 AND id = $2 AND state = 'held' RETURNING {COLUMNS}"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .bind(now)
-        .fetch_optional(&mut **tx)
-        .await
-        .or_conflict("another delivery is queued for this key and slot")?;
-        let Some(row) = released else {
-            // Why not: it does not exist in the tenant, or is not held.
-            let current = delivery_by_id(&mut **tx, tenant_id, id).await?;
-            return Err(wrong_state(
-                &current,
-                "only a held delivery can be released",
-            ));
+        let op = ReleaseHeld {
+            tenant_id: tenant_id.to_string(),
+            id: id.to_string(),
+            now,
         };
-        let released = delivery(&row)?;
-        if self.backend == Backend::Postgres {
-            // Delivered at commit to every replica's listener, so the one holding this key's
-            // long poll answers at once.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(super::db::RELEASE_CHANNEL)
-                .bind(&released.key_id)
-                .execute(&mut **tx)
-                .await
-                .db()?;
-        }
-        Ok(Release {
-            delivery: released,
-            superseded,
-        })
+        self.transact(Scope::Transaction, op).await
     }
 
     /// Destroys held delivery `id` (its change failed before release): failed, ciphertext
@@ -351,45 +292,19 @@ impl Store {
         limit: u32,
         lease_seconds: i64,
         now: UnixTime,
-        audit: impl FnOnce(&[Delivery]) -> Option<NewAuditRecord>,
+        audit: impl FnOnce(&[Delivery]) -> Option<NewAuditRecord> + Send + 'static,
     ) -> Result<Vec<Delivery>, StoreError> {
         self.key(tenant_id, key_id).await?.require_delivery()?;
-        // PostgreSQL: concurrent claimers skip the rows another one has locked. SQLite: the
-        // statement runs under the database's single write lock, taken at BEGIN IMMEDIATE.
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let op = Lease {
+            tenant_id: tenant_id.to_string(),
+            key_id: key_id.to_string(),
+            workstation_id: workstation_id.to_string(),
+            limit,
+            lease_seconds,
+            now,
+            audit,
         };
-        let sql = format!(
-            "UPDATE deliveries SET state = 'leased', lease_expires_at = $4, leased_by = $5, \
-             attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM deliveries \
-               WHERE tenant_id = $1 AND key_id = $2 \
-               AND (state = 'pending' OR (state = 'leased' AND lease_expires_at <= $3)) \
-               AND (not_after IS NULL OR not_after > $3) \
-               ORDER BY created_at, id LIMIT $6 {lock}) \
-             RETURNING {COLUMNS}"
-        );
-        let mut tx = self.write().await?;
-        let rows = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(key_id)
-            .bind(now)
-            .bind(now + lease_seconds)
-            .bind(workstation_id)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .db()?;
-        let mut leased = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
-        leased.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        if !leased.is_empty()
-            && let Some(record) = audit(&leased)
-        {
-            audit::append_in(&mut tx, record, now).await?;
-        }
-        tx.commit().await.db()?;
-        Ok(leased)
+        self.transact(Scope::Transaction, op).await
     }
 
     /// Records the key's ack of delivery `id`: delivered, ciphertext deleted. Idempotent: a
@@ -467,50 +382,20 @@ impl Store {
         tenant_id: &str,
         key_id: &str,
         ids: &[String],
-        audit: impl FnOnce(&[String]) -> NewAuditRecord,
+        audit: impl FnOnce(&[String]) -> NewAuditRecord + Send + 'static,
         now: UnixTime,
     ) -> Result<Vec<(String, AckOutcome)>, StoreError> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
-        let list = list.join(", ");
-        let mut tx = self.write().await?;
-        let update_sql = format!(
-            "UPDATE deliveries SET state = 'delivered', ciphertext = NULL, \
-             lease_expires_at = NULL, finished_at = $3 WHERE tenant_id = $1 AND key_id = $2 \
-             AND id IN ({list}) AND state IN ('pending', 'leased') RETURNING id"
-        );
-        let mut update = sqlx::query_scalar::<_, String>(&update_sql)
-            .bind(tenant_id)
-            .bind(key_id)
-            .bind(now);
-        for id in ids {
-            update = update.bind(id);
-        }
-        let delivered: Vec<String> = update.fetch_all(&mut *tx).await.db()?;
-        let mut states = std::collections::HashMap::new();
-        if delivered.len() < ids.len() {
-            let others: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
-            let select_sql = format!(
-                "SELECT id, state FROM deliveries WHERE tenant_id = $1 AND key_id = $2 \
-                 AND id IN ({})",
-                others.join(", ")
-            );
-            let mut select = sqlx::query(&select_sql).bind(tenant_id).bind(key_id);
-            for id in ids {
-                select = select.bind(id);
-            }
-            for row in select.fetch_all(&mut *tx).await.db()? {
-                let id: String = row.try_get("id").db()?;
-                let state: String = row.try_get("state").db()?;
-                states.insert(id, state);
-            }
-        }
-        if !delivered.is_empty() {
-            audit::append_in(&mut tx, audit(&delivered), now).await?;
-        }
-        tx.commit().await.db()?;
+        let op = Ack {
+            tenant_id: tenant_id.to_string(),
+            key_id: key_id.to_string(),
+            ids: ids.to_vec(),
+            audit,
+            now,
+        };
+        let (delivered, states) = self.transact(Scope::Transaction, op).await?;
         ids.iter()
             .map(|id| {
                 let outcome = if delivered.contains(id) {
@@ -556,21 +441,241 @@ impl Store {
     }
 }
 
-/// Delivery `id` of `tenant_id`, read through `executor` (the pool, or a transaction).
-async fn delivery_by_id<'c>(
-    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+/// [`Store::lease_deliveries_audited`]'s transaction.
+struct Lease<A> {
+    tenant_id: String,
+    key_id: String,
+    workstation_id: String,
+    limit: u32,
+    lease_seconds: i64,
+    now: UnixTime,
+    audit: A,
+}
+
+impl<A> Transact for Lease<A>
+where
+    A: FnOnce(&[Delivery]) -> Option<NewAuditRecord> + Send + 'static,
+{
+    type Output = Vec<Delivery>;
+
+    async fn run<S: Statements>(self, statements: &mut S) -> Result<Vec<Delivery>, StoreError> {
+        // PostgreSQL: concurrent claimers skip the rows another one has locked. SQLite: the
+        // statement runs under the database's single write lock, taken at BEGIN IMMEDIATE.
+        let sql = match statements.backend() {
+            Backend::Postgres => &*LEASE_POSTGRES,
+            Backend::Sqlite => &*LEASE_SQLITE,
+        };
+        let now = self.now;
+        let rows = statements
+            .fetch_all(
+                sql,
+                args![
+                    &self.tenant_id,
+                    &self.key_id,
+                    now,
+                    now + self.lease_seconds,
+                    &self.workstation_id,
+                    i64::from(self.limit)
+                ],
+            )
+            .await
+            .db()?;
+        let mut leased = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
+        leased.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        if !leased.is_empty()
+            && let Some(record) = (self.audit)(&leased)
+        {
+            audit::append_in(statements, record, now).await?;
+        }
+        Ok(leased)
+    }
+}
+
+/// The lease's statement, with the subquery's row lock (`FOR UPDATE SKIP LOCKED` on
+/// PostgreSQL).
+fn lease_sql(lock: &str) -> String {
+    format!(
+        "UPDATE deliveries SET state = 'leased', lease_expires_at = $4, leased_by = $5, \
+         attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM deliveries \
+           WHERE tenant_id = $1 AND key_id = $2 \
+           AND (state = 'pending' OR (state = 'leased' AND lease_expires_at <= $3)) \
+           AND (not_after IS NULL OR not_after > $3) \
+           ORDER BY created_at, id LIMIT $6 {lock}) \
+         RETURNING {COLUMNS}"
+    )
+}
+
+static LEASE_SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| lease_sql(""));
+static LEASE_POSTGRES: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| lease_sql("FOR UPDATE SKIP LOCKED"));
+
+/// [`Store::ack_deliveries_audited`]'s transaction: the ids it delivered, and the state of
+/// each other one that exists.
+struct Ack<A> {
+    tenant_id: String,
+    key_id: String,
+    ids: Vec<String>,
+    audit: A,
+    now: UnixTime,
+}
+
+impl<A> Transact for Ack<A>
+where
+    A: FnOnce(&[String]) -> NewAuditRecord + Send + 'static,
+{
+    type Output = (Vec<String>, std::collections::HashMap<String, String>);
+
+    async fn run<S: Statements>(self, statements: &mut S) -> Result<Self::Output, StoreError> {
+        let Ack {
+            tenant_id,
+            key_id,
+            ids,
+            audit,
+            now,
+        } = self;
+        // $1 tenant, $2 key, $3 now, then the ids.
+        let list = (0..ids.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut bound: Vec<Arg<'_>> =
+            vec![Arg::from(&tenant_id), Arg::from(&key_id), Arg::from(now)];
+        bound.extend(ids.iter().map(Arg::from));
+        let delivered = statements
+            .fetch_all(
+                &format!(
+                    "UPDATE deliveries SET state = 'delivered', ciphertext = NULL, \
+                     lease_expires_at = NULL, finished_at = $3 WHERE tenant_id = $1 \
+                     AND key_id = $2 AND id IN ({list}) AND state IN ('pending', 'leased') \
+                     RETURNING id"
+                ),
+                &bound,
+            )
+            .await
+            .db()?
+            .iter()
+            .map(|row| row.column("id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        let mut states = std::collections::HashMap::new();
+        if delivered.len() < ids.len() {
+            // $1 tenant, $2 key, then the ids.
+            let list = (0..ids.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let bound: Vec<Arg<'_>> = bound[..2].iter().chain(&bound[3..]).copied().collect();
+            let rows = statements
+                .fetch_all(
+                    &format!(
+                        "SELECT id, state FROM deliveries WHERE tenant_id = $1 AND key_id = $2 \
+                         AND id IN ({list})"
+                    ),
+                    &bound,
+                )
+                .await
+                .db()?;
+            for row in rows {
+                states.insert(row.column("id")?, row.column("state")?);
+            }
+        }
+        if !delivered.is_empty() {
+            audit::append_in(statements, audit(&delivered), now).await?;
+        }
+        Ok((delivered, states))
+    }
+}
+
+/// Releases held delivery `id` inside a transaction (see [`Store::release_delivery`]).
+pub(crate) async fn release_in(
+    statements: &mut impl Statements,
+    tenant_id: &str,
+    id: &str,
+    now: UnixTime,
+) -> Result<Release, StoreError> {
+    // The queued delivery for the held one's key and slot is superseded first (one may be
+    // queued per key and slot); nothing is when `id` is not a held delivery of the tenant,
+    // which the release below then finds.
+    let superseded = statements
+        .fetch_all(
+            "UPDATE deliveries SET state = 'superseded', ciphertext = NULL, \
+             lease_expires_at = NULL, finished_at = $3 \
+             WHERE key_id = (SELECT key_id FROM deliveries \
+                             WHERE tenant_id = $1 AND id = $2 AND state = 'held') \
+               AND slot = (SELECT slot FROM deliveries \
+                           WHERE tenant_id = $1 AND id = $2 AND state = 'held') \
+               AND state IN ('pending', 'leased') RETURNING id",
+            args![tenant_id, id, now],
+        )
+        .await
+        .db()?
+        .iter()
+        .map(|row| row.column("id"))
+        .collect::<Result<Vec<String>, _>>()?;
+    let released = statements
+        .fetch_optional(&RELEASE, args![tenant_id, id, now])
+        .await
+        .or_conflict("another delivery is queued for this key and slot")?;
+    let Some(row) = released else {
+        // Why not: it does not exist in the tenant, or is not held.
+        let current = delivery_in(statements, tenant_id, id).await?;
+        return Err(wrong_state(
+            &current,
+            "only a held delivery can be released",
+        ));
+    };
+    let released = delivery(&row)?;
+    if statements.backend() == Backend::Postgres {
+        // Delivered at commit to every replica's listener, so the one holding this key's
+        // long poll answers at once.
+        statements
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                args![super::db::RELEASE_CHANNEL, &released.key_id],
+            )
+            .await
+            .db()?;
+    }
+    Ok(Release {
+        delivery: released,
+        superseded,
+    })
+}
+
+static RELEASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE deliveries SET state = 'pending', released_at = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND state = 'held' RETURNING {COLUMNS}"
+    )
+});
+
+/// [`Store::release_delivery`]'s transaction.
+struct ReleaseHeld {
+    tenant_id: String,
+    id: String,
+    now: UnixTime,
+}
+
+impl Transact for ReleaseHeld {
+    type Output = Release;
+
+    async fn run<S: Statements>(self, statements: &mut S) -> Result<Release, StoreError> {
+        release_in(statements, &self.tenant_id, &self.id, self.now).await
+    }
+}
+
+/// Delivery `id` of `tenant_id`, read by `statements` (a pooled connection, or a transaction).
+async fn delivery_in(
+    statements: &mut impl Statements,
     tenant_id: &str,
     id: &str,
 ) -> Result<Delivery, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(tenant_id)
-    .bind(id)
-    .fetch_optional(executor)
-    .await
-    .db()?
-    .ok_or(StoreError::NotFound("delivery"))?;
+    let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE tenant_id = $1 AND id = $2");
+    let row = statements
+        .fetch_optional(&sql, args![tenant_id, id])
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("delivery"))?;
     delivery(&row)
 }
 

@@ -8,10 +8,9 @@
 
 use sqlx::Row as _;
 
+use super::direct::{Statements, args};
 use super::error::{DbResult as _, StoreError};
 use super::{Backend, Store, now};
-
-type Tx = super::WriteTx;
 
 /// The most passwords a tenant may remember (the schema's check): each one costs an argon2
 /// verification every time a candidate is checked.
@@ -175,7 +174,7 @@ impl Store {
 /// and the oldest entry must not have been lost for nothing. [`prune_in`] trims once the
 /// change is applied; listing reads only the newest N meanwhile.
 pub(crate) async fn append_ahead_in(
-    tx: &mut Tx,
+    statements: &mut impl Statements,
     tenant_id: &str,
     employee_id: &str,
     change_id: &str,
@@ -186,39 +185,34 @@ pub(crate) async fn append_ahead_in(
             "the password history keeps argon2id hashes only".into(),
         ));
     }
-    sqlx::query(
-        "INSERT INTO password_history (tenant_id, employee_id, seq, hash, created_at, change_id) \
-         SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 FROM password_history \
-         WHERE tenant_id = $1 AND employee_id = $2",
-    )
-    .bind(tenant_id)
-    .bind(employee_id)
-    .bind(hash)
-    .bind(now())
-    .bind(change_id)
-    .execute(&mut **tx)
-    .await
-    .or_conflict("a concurrent change to this employee's password history")?;
+    statements
+        .execute(
+            "INSERT INTO password_history (tenant_id, employee_id, seq, hash, created_at, \
+             change_id) SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5 \
+             FROM password_history WHERE tenant_id = $1 AND employee_id = $2",
+            args![tenant_id, employee_id, hash, now(), change_id],
+        )
+        .await
+        .or_conflict("a concurrent change to this employee's password history")?;
     Ok(())
 }
 
 /// Deletes the employee's entries beyond the tenant's history length inside `tx`.
 pub(crate) async fn prune_in(
-    tx: &mut Tx,
+    statements: &mut impl Statements,
     tenant_id: &str,
     employee_id: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "DELETE FROM password_history WHERE tenant_id = $1 AND employee_id = $2 AND seq <= \
-         (SELECT COALESCE(MAX(seq), 0) FROM password_history \
-          WHERE tenant_id = $1 AND employee_id = $2) \
-         - (SELECT password_history_length FROM tenants WHERE id = $1)",
-    )
-    .bind(tenant_id)
-    .bind(employee_id)
-    .execute(&mut **tx)
-    .await
-    .db()?;
+    statements
+        .execute(
+            "DELETE FROM password_history WHERE tenant_id = $1 AND employee_id = $2 AND seq <= \
+             (SELECT COALESCE(MAX(seq), 0) FROM password_history \
+              WHERE tenant_id = $1 AND employee_id = $2) \
+             - (SELECT password_history_length FROM tenants WHERE id = $1)",
+            args![tenant_id, employee_id],
+        )
+        .await
+        .db()?;
     Ok(())
 }
 

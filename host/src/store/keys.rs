@@ -8,8 +8,7 @@
 
 use std::fmt;
 
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
+use super::direct::Columns;
 
 use super::error::{DbResult as _, KeyRefusal, StoreError};
 use super::{Store, UnixTime, new_id, now};
@@ -127,19 +126,19 @@ pub struct NewKey {
 pub(crate) const COLUMNS: &str = "id, tenant_id, serial, kem_public_key, sig_public_key, status, \
                                   employee_id, created_at, updated_at";
 
-pub(crate) fn key(row: &AnyRow) -> Result<Key, StoreError> {
-    let status: String = row.try_get("status").db()?;
+pub(crate) fn key(row: &impl Columns) -> Result<Key, StoreError> {
+    let status: String = row.column("status")?;
     Ok(Key {
-        id: row.try_get("id").db()?,
-        tenant_id: row.try_get("tenant_id").db()?,
-        serial: row.try_get("serial").db()?,
-        kem_public_key: row.try_get("kem_public_key").db()?,
-        sig_public_key: row.try_get("sig_public_key").db()?,
+        id: row.column("id")?,
+        tenant_id: row.column("tenant_id")?,
+        serial: row.column("serial")?,
+        kem_public_key: row.column("kem_public_key")?,
+        sig_public_key: row.column("sig_public_key")?,
         status: KeyStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("key status {status:?}")))?,
-        employee_id: row.try_get("employee_id").db()?,
-        created_at: row.try_get("created_at").db()?,
-        updated_at: row.try_get("updated_at").db()?,
+        employee_id: row.column("employee_id")?,
+        created_at: row.column("created_at")?,
+        updated_at: row.column("updated_at")?,
     })
 }
 

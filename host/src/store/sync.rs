@@ -216,7 +216,7 @@ impl Store {
             return Ok(false);
         }
         update_outcome_in(
-            &mut tx,
+            &mut *tx,
             &check.tenant_id,
             &check.change_id,
             &check.connector_id,
@@ -224,7 +224,7 @@ impl Store {
             outcome,
         )
         .await?;
-        super::audit::append_in(&mut tx, audit, now).await?;
+        super::audit::append_in(&mut *tx, audit, now).await?;
         tx.commit().await.db()?;
         Ok(true)
     }

@@ -590,13 +590,21 @@ impl Workflow {
                 not_after: Some(sealed.not_after),
                 history_hash: history_hash.clone(),
             };
-            let begin_audit = |change: &PasswordChange, held: &Delivery| {
+            // Written in the begin's transaction, which may run on the store's writer thread.
+            let (tenant, who, subject, key_id, options) = (
+                tenant_id.to_string(),
+                actor.to_string(),
+                employee.id.clone(),
+                key.id.clone(),
+                options.clone(),
+            );
+            let begin_audit = move |change: &PasswordChange, held: &Delivery| {
                 Some(audit_record(
-                    tenant_id,
-                    actor,
+                    &tenant,
+                    &who,
                     "password.change.begin",
-                    &employee.id,
-                    json!({"change": change.id, "key": key.id, "mode": mode.as_str(),
+                    &subject,
+                    json!({"change": change.id, "key": key_id, "mode": mode.as_str(),
                            "options": options, "delivery": held.id}),
                 ))
             };
@@ -827,13 +835,20 @@ impl Workflow {
              see each connector's outcome",
         );
         // Release, final state and audit record in one transaction.
-        let applied_audit = |release: &Release| {
+        let (tenant, who, subject, change, delivery) = (
+            tenant_id.to_string(),
+            actor.to_string(),
+            employee.id.clone(),
+            change_id.clone(),
+            held.id.clone(),
+        );
+        let applied_audit = move |release: &Release| {
             audit_record(
-                tenant_id,
-                actor,
+                &tenant,
+                &who,
                 "password.change.applied",
-                &employee.id,
-                json!({"change": change_id, "state": state.as_str(), "delivery": held.id,
+                &subject,
+                json!({"change": change, "state": state.as_str(), "delivery": delivery,
                        "superseded": release.superseded, "awaiting_sync": awaiting_sync}),
             )
         };
