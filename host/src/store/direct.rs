@@ -557,11 +557,14 @@ mod tests {
         (writer, dir)
     }
 
+    /// A row of `t`.
+    type Row<K> = (K, Option<i64>, Option<Vec<u8>>);
+
     /// Inserts `(k, n, b)` for each row, then reads the table back ordered by `k`.
-    struct Insert(Vec<(&'static str, Option<i64>, Option<Vec<u8>>)>);
+    struct Insert(Vec<Row<&'static str>>);
 
     impl Transact for Insert {
-        type Output = Vec<(String, Option<i64>, Option<Vec<u8>>)>;
+        type Output = Vec<Row<String>>;
 
         async fn run<S: Statements>(self, statements: &mut S) -> Result<Self::Output, StoreError> {
             for (k, n, b) in &self.0 {
