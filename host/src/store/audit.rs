@@ -9,11 +9,10 @@
 
 use std::fmt;
 
-use super::direct::Columns;
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 
-use super::direct::{Statements, Transact, args};
+use super::direct::{Columns, Statements, Transact, args};
 use super::error::{DbResult as _, StoreError};
 use super::{Scope, Store, UnixTime};
 

@@ -9,13 +9,12 @@
 
 use std::fmt;
 
-use super::direct::Columns;
 use sqlx::Row as _;
 
 use super::audit::NewAuditRecord;
 use super::db::{Backend, Scope};
 use super::deliveries::{self, Delivery};
-use super::direct::{Statements, Transact, args};
+use super::direct::{Columns, Statements, Transact, args};
 use super::error::{DbResult as _, KeyRefusal, StoreError};
 use super::keys;
 use super::{Store, UnixTime, new_id};

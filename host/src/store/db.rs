@@ -289,7 +289,8 @@ pub(crate) enum Scope {
 
 /// How a SQLite store writes.
 pub(crate) struct SqliteWrites {
-    /// The change path's transactions, each whole on one thread (`direct`).
+    /// The hot write transactions (a change's, a release, an audit append, a lease, an ack),
+    /// each whole on one thread (`direct`).
     direct: DirectWriter,
     /// One writer at a time in this process, in arrival order. SQLite has one write lock per
     /// file; connections that contend for it wait in its busy handler, which sleeps 1, 2, 5,
@@ -303,9 +304,9 @@ pub(crate) struct SqliteWrites {
     /// settings; the connection is then detached and kept by the gate).
     connections: AnyPool,
     /// The group commit of the transactions that must survive a power cut (`Scope::Durable`).
-    /// Every connection commits with
-    /// `synchronous = NORMAL` (the WAL synced at checkpoints): a power cut may take the last
-    /// commits, and recovery derives those again from a durable begin.
+    /// Every connection commits with `synchronous = NORMAL` (the WAL synced at checkpoints):
+    /// a power cut may take the last commits, and recovery derives those again from a durable
+    /// begin.
     wal: Arc<WalSync>,
 }
 

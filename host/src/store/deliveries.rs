@@ -13,11 +13,9 @@
 
 use std::fmt;
 
-use super::direct::Columns;
-
 use super::audit::{self, NewAuditRecord};
 use super::db::Backend;
-use super::direct::{Arg, Statements, Transact, args};
+use super::direct::{Arg, Columns, Statements, Transact, args};
 use super::error::{DbResult as _, StoreError};
 use super::{Scope, Store, UnixTime};
 

@@ -9,7 +9,6 @@
 use std::fmt;
 
 use super::direct::Columns;
-
 use super::error::{DbResult as _, KeyRefusal, StoreError};
 use super::{Store, UnixTime, new_id, now};
 
