@@ -173,6 +173,88 @@ store_test!(a_change_begins_durably, |db| {
     again.close().await;
 });
 
+store_test!(each_employees_latest_change_in_one_query, |db| {
+    let store = &db.store;
+    let a = fixture(store, "latest").await;
+    // A second employee of the same tenant, with a key of their own, and a third with none.
+    let other = fixture(store, "latest-other-tenant").await;
+    let employee = store
+        .create_employee(
+            &a.tenant.id,
+            NewEmployee {
+                connector_id: a.connector.clone(),
+                account_id: "guid-bob".into(),
+                username: "bob.latest".into(),
+                display_name: None,
+                account: serde_json::Value::Null,
+            },
+        )
+        .await
+        .unwrap();
+    let key = store
+        .create_key(
+            &a.tenant.id,
+            NewKey {
+                serial: "SN-bob".into(),
+                kem_public_key: vec![1; 32],
+                sig_public_key: vec![2; 32],
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .assign_key(&a.tenant.id, &key.id, Some(&employee.id))
+        .await
+        .unwrap();
+    let key = store
+        .set_key_status(&a.tenant.id, &key.id, KeyStatus::Active)
+        .await
+        .unwrap();
+    let bob = Fixture {
+        tenant: a.tenant.clone(),
+        connector: a.connector.clone(),
+        employee,
+        key,
+    };
+    let begin = |f: &Fixture, slot: &str, at: i64| {
+        let new = change(f, slot, b"sealed");
+        let tenant = f.tenant.id.clone();
+        async move { store.begin_change(&tenant, new, at).await.unwrap().0 }
+    };
+    begin(&a, "one", NOW).await;
+    let alice_latest = begin(&a, "two", NOW + 5).await;
+    let bob_first = begin(&bob, "one", NOW + 1).await;
+    let bob_second = begin(&bob, "two", NOW + 1).await;
+    // The other tenant's employee changed later than anyone here: not this tenant's.
+    begin(&other, "one", NOW + 9).await;
+    // Same start: the smaller id first, as the change list orders them.
+    let bob_latest = if bob_first.id < bob_second.id {
+        bob_first
+    } else {
+        bob_second
+    };
+    let mut latest = store.latest_changes(&a.tenant.id).await.unwrap();
+    latest.sort_by(|x, y| x.employee_id.cmp(&y.employee_id));
+    let mut expected = vec![alice_latest, bob_latest];
+    expected.sort_by(|x, y| x.employee_id.cmp(&y.employee_id));
+    assert_eq!(latest, expected);
+    for f in [&a, &bob] {
+        let listed = store
+            .password_changes(&a.tenant.id, Some(&f.employee.id), 1)
+            .await
+            .unwrap();
+        assert!(expected.contains(&listed[0]), "the change list agrees");
+    }
+    assert!(
+        store
+            .latest_changes(&other.tenant.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.tenant_id == other.tenant.id)
+    );
+});
+
 store_test!(concurrent_changes_and_other_writes_all_land, |db| {
     // SQLite runs a change's transactions whole on its writer thread and the other writes on
     // the write gate's sqlx connection: interleaved, none may wait out SQLite's busy timeout,

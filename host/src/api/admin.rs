@@ -5,6 +5,8 @@
 //! It owns turning requests into workflow and store calls and domain values into JSON. It must
 //! never answer with a password, a token (except the one just issued, once) or a secret value.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -524,23 +526,32 @@ pub async fn list_employees(
 ) -> ApiResult<Json<Value>> {
     state.store.tenant(&tenant).await?;
     let employees = state.store.employees(&tenant, &query.q).await?;
+    // Three queries whatever the number of employees: their keys and latest changes are read
+    // for the whole tenant and matched here.
+    let mut keys: HashMap<String, Vec<Value>> = HashMap::new();
+    for key in state.store.keys(&tenant, None).await? {
+        if let Some(employee) = key.employee_id {
+            keys.entry(employee)
+                .or_default()
+                .push(json!({"id": key.id, "serial": key.serial, "status": key.status.as_str()}));
+        }
+    }
+    let mut latest: HashMap<String, Value> = state
+        .store
+        .latest_changes(&tenant)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let summary =
+                json!({"id": c.id, "state": c.state.as_str(), "started_at": c.started_at});
+            (c.employee_id, summary)
+        })
+        .collect();
     let mut list = Vec::new();
     for employee in &employees {
-        let keys = state.store.keys(&tenant, Some(&employee.id)).await?;
-        let last = state
-            .store
-            .password_changes(&tenant, Some(&employee.id), 1)
-            .await?;
         let mut value = employee_json(employee);
-        value["keys"] = json!(
-            keys.iter()
-                .map(|k| json!({"id": k.id, "serial": k.serial, "status": k.status.as_str()}))
-                .collect::<Vec<_>>()
-        );
-        value["last_change"] =
-            json!(last.first().map(
-                |c| json!({"id": c.id, "state": c.state.as_str(), "started_at": c.started_at})
-            ));
+        value["keys"] = json!(keys.remove(&employee.id).unwrap_or_default());
+        value["last_change"] = latest.remove(&employee.id).unwrap_or(Value::Null);
         list.push(value);
     }
     Ok(Json(json!({"employees": list})))

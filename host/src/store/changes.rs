@@ -181,6 +181,15 @@ fn change(row: &impl Columns) -> Result<PasswordChange, StoreError> {
     })
 }
 
+/// The change columns of table alias `alias` (`c.id, c.tenant_id, …`).
+fn prefixed(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A change's recorded outcomes (a JSON object by connector id).
 fn outcomes(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
     match serde_json::from_str(text) {
@@ -325,13 +334,39 @@ impl Store {
         employee_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<PasswordChange>, StoreError> {
+        // Two statements, so that an employee's changes are read by index (SQLite plans
+        // `$2 IS NULL OR employee_id = $2` without knowing $2).
+        let employee = match employee_id {
+            Some(_) => "AND employee_id = $2",
+            None => "AND $2 IS NULL",
+        };
         sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM password_changes WHERE tenant_id = $1 \
-             AND ($2 IS NULL OR employee_id = $2) ORDER BY started_at DESC, id LIMIT $3"
+            "SELECT {COLUMNS} FROM password_changes WHERE tenant_id = $1 {employee} \
+             ORDER BY started_at DESC, id LIMIT $3"
         ))
         .bind(tenant_id)
         .bind(employee_id)
         .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .db()?
+        .iter()
+        .map(change)
+        .collect()
+    }
+
+    /// The latest change of each employee of `tenant_id` who has one (newest first by
+    /// `started_at`, then by id, as [`Store::password_changes`] orders them), in one query:
+    /// one index lookup per employee.
+    pub async fn latest_changes(&self, tenant_id: &str) -> Result<Vec<PasswordChange>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {} FROM employees e JOIN password_changes c ON c.id = \
+             (SELECT p.id FROM password_changes p WHERE p.tenant_id = e.tenant_id \
+              AND p.employee_id = e.id ORDER BY p.started_at DESC, p.id LIMIT 1) \
+             WHERE e.tenant_id = $1",
+            prefixed("c")
+        ))
+        .bind(tenant_id)
         .fetch_all(&self.pool)
         .await
         .db()?
@@ -436,11 +471,7 @@ impl Store {
     /// Every change left held or applying, on every tenant, oldest first: what start-up must
     /// resolve (ask the directory, then release or destroy the held delivery).
     pub async fn unfinished_changes(&self) -> Result<Vec<UnfinishedChange>, StoreError> {
-        let columns = COLUMNS
-            .split(", ")
-            .map(|c| format!("c.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = prefixed("c");
         let rows = sqlx::query(&format!(
             "SELECT {columns}, d.id AS held_delivery_id FROM password_changes c \
              LEFT JOIN deliveries d ON d.change_id = c.id AND d.state = 'held' \

@@ -626,6 +626,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0007_audit_head_trigger.sql"),
         include_str!("../../migrations/postgres/0007_audit_head_trigger.sql"),
     ),
+    (
+        8,
+        "changes by employee",
+        include_str!("../../migrations/sqlite/0008_changes_by_employee.sql"),
+        include_str!("../../migrations/postgres/0008_changes_by_employee.sql"),
+    ),
 ];
 
 type BoxDynError = Box<dyn std::error::Error + Send + Sync + 'static>;
