@@ -35,11 +35,27 @@ async fn fixture(store: &Store, name: &str) -> Fixture {
         SecretString::from(format!("bind-secret-of-{name}")),
     )]);
     let (tenant, connector) = tenant_with_connector(store, name, &secrets).await;
+    let (employee, key) = employee_with_key(store, &tenant.id, &connector.id, name).await;
+    Fixture {
+        tenant,
+        connector: connector.id,
+        employee,
+        key,
+    }
+}
+
+/// An employee `alice.{name}` of `tenant_id` (through `connector_id`) with an Active key.
+async fn employee_with_key(
+    store: &Store,
+    tenant_id: &str,
+    connector_id: &str,
+    name: &str,
+) -> (Employee, Key) {
     let employee = store
         .create_employee(
-            &tenant.id,
+            tenant_id,
             NewEmployee {
-                connector_id: connector.id.clone(),
+                connector_id: connector_id.to_string(),
                 account_id: format!("guid-{name}"),
                 username: format!("alice.{name}"),
                 display_name: Some("Alice Example".into()),
@@ -50,7 +66,7 @@ async fn fixture(store: &Store, name: &str) -> Fixture {
         .expect("employee");
     let key = store
         .create_key(
-            &tenant.id,
+            tenant_id,
             NewKey {
                 serial: format!("SN-{name}"),
                 kem_public_key: vec![1; 32],
@@ -60,19 +76,14 @@ async fn fixture(store: &Store, name: &str) -> Fixture {
         .await
         .expect("key");
     store
-        .assign_key(&tenant.id, &key.id, Some(&employee.id))
+        .assign_key(tenant_id, &key.id, Some(&employee.id))
         .await
         .expect("assign");
     let key = store
-        .set_key_status(&tenant.id, &key.id, KeyStatus::Active)
+        .set_key_status(tenant_id, &key.id, KeyStatus::Active)
         .await
         .expect("activate");
-    Fixture {
-        tenant,
-        connector: connector.id,
-        employee,
-        key,
-    }
+    (employee, key)
 }
 
 /// A change with a fresh delivery id and the next sequence number of this process (sequences
@@ -178,38 +189,7 @@ store_test!(each_employees_latest_change_in_one_query, |db| {
     let a = fixture(store, "latest").await;
     // A second employee of the same tenant, with a key of their own, and a third with none.
     let other = fixture(store, "latest-other-tenant").await;
-    let employee = store
-        .create_employee(
-            &a.tenant.id,
-            NewEmployee {
-                connector_id: a.connector.clone(),
-                account_id: "guid-bob".into(),
-                username: "bob.latest".into(),
-                display_name: None,
-                account: serde_json::Value::Null,
-            },
-        )
-        .await
-        .unwrap();
-    let key = store
-        .create_key(
-            &a.tenant.id,
-            NewKey {
-                serial: "SN-bob".into(),
-                kem_public_key: vec![1; 32],
-                sig_public_key: vec![2; 32],
-            },
-        )
-        .await
-        .unwrap();
-    store
-        .assign_key(&a.tenant.id, &key.id, Some(&employee.id))
-        .await
-        .unwrap();
-    let key = store
-        .set_key_status(&a.tenant.id, &key.id, KeyStatus::Active)
-        .await
-        .unwrap();
+    let (employee, key) = employee_with_key(store, &a.tenant.id, &a.connector, "bob").await;
     let bob = Fixture {
         tenant: a.tenant.clone(),
         connector: a.connector.clone(),
