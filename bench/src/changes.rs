@@ -110,8 +110,8 @@ pub async fn run(quick: bool) -> Section {
          state, finish) run whole on the store's direct writer thread, one hand-off each; \
          through sqlx every statement was two thread hand-offs to its connection's worker, and \
          the ~17 statements of a change held SQLite's write gate 2.1–2.4 ms under load while \
-         the CPU stood 30–40 % idle, which held SQLite to 350–460 changes/s (459/s at 16 on \
-         this machine just before the direct writer). The other SQLite writes queue at the \
+         the CPU stood 30–40 % idle, which held SQLite to 350–600 changes/s (600/s at 16 on \
+         this machine just before the direct writer, same run conditions). The other SQLite writes queue at the \
          store's write gate (a FIFO async mutex), which the direct writer takes too, instead \
          of in SQLite's busy handler, whose sleeps of 1 to 100 ms gave p99 of 227–409 ms at 16 \
          concurrent before the gate (67–81 ms after, same machine). The durable commit of each \
