@@ -665,6 +665,58 @@ store_test!(key_status_rules_are_typed_refusals, |db| {
     ));
 });
 
+store_test!(a_queued_delivery_goes_to_an_active_key_only, |db| {
+    // The lease's own statement checks the key (no read before it): a key suspended or locked
+    // with a delivery queued gets nothing and is told why; the delivery waits, untouched, and
+    // goes once the key is Active again.
+    let store = &db.store;
+    let f = fixture(store, "acme").await;
+    let t = &f.tenant.id;
+    let id = queued(store, &f, "alice", b"envelope").await;
+    for status in [KeyStatus::Suspended, KeyStatus::Locked] {
+        store.set_key_status(t, &f.key.id, status).await.unwrap();
+        match store
+            .lease_deliveries(t, &f.key.id, "ws", 10, 60, NOW)
+            .await
+        {
+            Err(StoreError::KeyRefused {
+                refusal: KeyRefusal::NoDelivery,
+                status: s,
+                ..
+            }) => assert_eq!(s, status),
+            other => panic!("{status}: expected a refusal, got {other:?}"),
+        }
+        let waiting = store.delivery(t, &id).await.unwrap();
+        assert_eq!(
+            (
+                waiting.state,
+                waiting.attempts,
+                waiting.ciphertext.as_deref()
+            ),
+            (DeliveryState::Pending, 0, Some(&b"envelope"[..])),
+            "{status}"
+        );
+        store
+            .set_key_status(t, &f.key.id, KeyStatus::Active)
+            .await
+            .unwrap();
+    }
+    not_found(
+        store
+            .lease_deliveries(t, "no-such-key", "ws", 10, 60, NOW)
+            .await,
+        "an unknown key",
+    );
+    let leased = store
+        .lease_deliveries(t, &f.key.id, "ws", 10, 60, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        leased.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+});
+
 store_test!(delivery_lifecycle, |db| {
     let store = &db.store;
     let f = fixture(store, "a").await;

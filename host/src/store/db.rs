@@ -76,6 +76,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// client learns of an outage instead of hanging (sqlx's default is 30 s).
 const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A pooled PostgreSQL connection idle for this long is pinged before it is handed out.
+const POSTGRES_PING_IDLE: Duration = Duration::from_secs(1);
+
 impl Store {
     /// Opens (creating a SQLite file if missing) the database at `url`, runs its migrations,
     /// and seals connector secrets under `master_key`.
@@ -117,6 +120,20 @@ impl Store {
             Backend::Postgres => AnyPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+                // sqlx pings every connection it hands out (a round trip before each pooled
+                // statement: a third of a delivery pull's) and again when it takes it back.
+                // The ping on release stays (it discards a connection a failure or a cancelled
+                // statement left broken); on acquire only one that sat idle is pinged, as a
+                // server restart or a middlebox's timeout happens to idle connections.
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= POSTGRES_PING_IDLE {
+                            connection.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect(url)
                 .await
                 .db()?,

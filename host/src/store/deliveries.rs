@@ -17,6 +17,7 @@ use super::audit::{self, NewAuditRecord};
 use super::db::Backend;
 use super::direct::{Arg, Columns, Statements, Transact, args};
 use super::error::{DbResult as _, StoreError};
+use super::keys;
 use super::{Scope, Store, UnixTime};
 
 /// Where a delivery is.
@@ -292,7 +293,6 @@ impl Store {
         now: UnixTime,
         audit: impl FnOnce(&[Delivery]) -> Option<NewAuditRecord> + Send + 'static,
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.key(tenant_id, key_id).await?.require_delivery()?;
         let op = Lease {
             tenant_id: tenant_id.to_string(),
             key_id: key_id.to_string(),
@@ -478,6 +478,17 @@ where
             )
             .await
             .db()?;
+        if rows.is_empty() {
+            // Nothing due, or the key is missing or not Active (the statement leases only to
+            // an Active key): which one is said.
+            let key = statements
+                .fetch_optional(&KEY, args![&self.tenant_id, &self.key_id])
+                .await
+                .db()?
+                .ok_or(StoreError::NotFound("key"))?;
+            keys::key(&key)?.require_delivery()?;
+            return Ok(vec![]);
+        }
         let mut leased = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
         leased.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         if !leased.is_empty()
@@ -490,7 +501,7 @@ where
 }
 
 /// The lease's statement, with the subquery's row lock (`FOR UPDATE SKIP LOCKED` on
-/// PostgreSQL).
+/// PostgreSQL). It leases to an Active key only (`KeyStatus::allows_delivery`).
 fn lease_sql(lock: &str) -> String {
     format!(
         "UPDATE deliveries SET state = 'leased', lease_expires_at = $4, leased_by = $5, \
@@ -499,10 +510,19 @@ fn lease_sql(lock: &str) -> String {
            WHERE tenant_id = $1 AND key_id = $2 \
            AND (state = 'pending' OR (state = 'leased' AND lease_expires_at <= $3)) \
            AND (not_after IS NULL OR not_after > $3) \
+           AND EXISTS (SELECT 1 FROM keys \
+                       WHERE keys.tenant_id = $1 AND keys.id = $2 AND keys.status = 'active') \
            ORDER BY created_at, id LIMIT $6 {lock}) \
          RETURNING {COLUMNS}"
     )
 }
+
+static KEY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM keys WHERE tenant_id = $1 AND id = $2",
+        keys::COLUMNS
+    )
+});
 
 static LEASE_SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| lease_sql(""));
 static LEASE_POSTGRES: std::sync::LazyLock<String> =
