@@ -491,9 +491,7 @@ where
         }
         let mut leased = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
         leased.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        if !leased.is_empty()
-            && let Some(record) = (self.audit)(&leased)
-        {
+        if let Some(record) = (self.audit)(&leased) {
             audit::append_in(statements, record, now).await?;
         }
         Ok(leased)
