@@ -481,12 +481,9 @@ where
         if rows.is_empty() {
             // Nothing due, or the key is missing or not Active (the statement leases only to
             // an Active key): which one is said.
-            let key = statements
-                .fetch_optional(&KEY, args![&self.tenant_id, &self.key_id])
-                .await
-                .db()?
-                .ok_or(StoreError::NotFound("key"))?;
-            keys::key(&key)?.require_delivery()?;
+            keys::key_in(statements, &self.tenant_id, &self.key_id)
+                .await?
+                .require_delivery()?;
             return Ok(vec![]);
         }
         let mut leased = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
@@ -509,18 +506,12 @@ fn lease_sql(lock: &str) -> String {
            AND (state = 'pending' OR (state = 'leased' AND lease_expires_at <= $3)) \
            AND (not_after IS NULL OR not_after > $3) \
            AND EXISTS (SELECT 1 FROM keys \
-                       WHERE keys.tenant_id = $1 AND keys.id = $2 AND keys.status = 'active') \
+                       WHERE keys.tenant_id = $1 AND keys.id = $2 AND keys.status = '{active}') \
            ORDER BY created_at, id LIMIT $6 {lock}) \
-         RETURNING {COLUMNS}"
+         RETURNING {COLUMNS}",
+        active = keys::KeyStatus::Active.as_str()
     )
 }
-
-static KEY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM keys WHERE tenant_id = $1 AND id = $2",
-        keys::COLUMNS
-    )
-});
 
 static LEASE_SQLITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| lease_sql(""));
 static LEASE_POSTGRES: std::sync::LazyLock<String> =

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::direct::Columns;
+use super::direct::{Columns, Statements, args};
 use super::error::{DbResult as _, KeyRefusal, StoreError};
 use super::{Store, UnixTime, new_id, now};
 
@@ -141,6 +141,24 @@ pub(crate) fn key(row: &impl Columns) -> Result<Key, StoreError> {
     })
 }
 
+/// Key `id` of `tenant_id`, read by `statements` (a pooled connection, or a transaction).
+pub(crate) async fn key_in(
+    statements: &mut impl Statements,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Key, StoreError> {
+    let row = statements
+        .fetch_optional(&BY_ID, args![tenant_id, id])
+        .await
+        .db()?
+        .ok_or(StoreError::NotFound("key"))?;
+    key(&row)
+}
+
+static BY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {COLUMNS} FROM keys WHERE tenant_id = $1 AND id = $2")
+});
+
 impl Store {
     /// Registers a key of `tenant_id`, Ready and unassigned; serials are unique per tenant.
     pub async fn create_key(&self, tenant_id: &str, new: NewKey) -> Result<Key, StoreError> {
@@ -168,16 +186,7 @@ impl Store {
 
     /// Key `id` of `tenant_id`.
     pub async fn key(&self, tenant_id: &str, id: &str) -> Result<Key, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM keys WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .db()?
-        .ok_or(StoreError::NotFound("key"))?;
-        key(&row)
+        key_in(&mut *self.pool.acquire().await.db()?, tenant_id, id).await
     }
 
     /// The keys of `tenant_id` (only `employee_id`'s when given), by serial.
@@ -234,16 +243,7 @@ impl Store {
         status: KeyStatus,
     ) -> Result<Key, StoreError> {
         let mut tx = self.write().await?;
-        let current = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM keys WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?
-        .ok_or(StoreError::NotFound("key"))?;
-        let current = key(&current)?;
+        let current = key_in(&mut *tx, tenant_id, id).await?;
         if current.status == KeyStatus::Compromised && status != KeyStatus::Compromised {
             return Err(StoreError::KeyRefused {
                 key: current.id,
