@@ -128,8 +128,12 @@ pub async fn run(quick: bool) -> Section {
          a typed candidate is still verified against every remembered hash, hence the manual \
          row. PostgreSQL commits every transaction durably, with group commit across \
          connections; each of its statements is a round trip to the server, which shares the \
-         two cores. The latency at 128 in flight is queueing: by Little's law, p99 < 50 ms \
-         with 128 concurrent needs well over 2,500 changes/s.",
+         two cores; a change's audit records are appended inside their transactions' COMMIT \
+         (a deferred trigger) or by one statement of their own, so the chain's head, which every append locks, is \
+         never held across a round trip (taken by a statement, it was: 301 and 348 changes/s \
+         at 16 and 128, p99 153 and 528 ms, against 427 and 466, p99 73 and 324 ms, in one \
+         A/B on the session-11 machine). The latency at 128 in flight is queueing: by \
+         Little's law, p99 < 50 ms with 128 concurrent needs well over 2,500 changes/s.",
         ms(fsync),
         1.0 / fsync.as_secs_f64()
     ));

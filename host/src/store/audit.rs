@@ -14,7 +14,7 @@ use sqlx::Row as _;
 
 use super::direct::{Columns, Statements, Transact, args};
 use super::error::{DbResult as _, StoreError};
-use super::{Scope, Store, UnixTime};
+use super::{Backend, Scope, Store, UnixTime};
 
 /// A record to append.
 #[derive(Debug, Clone)]
@@ -99,6 +99,7 @@ pub struct AuditReport {
     pub problem: Option<AuditProblem>,
 }
 
+/// The chain's domain label (PostgreSQL's deferred append, migration 0009, writes the same bytes).
 const LABEL: &[u8] = b"latchkey audit v1\0";
 
 fn field(out: &mut Vec<u8>, value: Option<&str>) {
@@ -112,12 +113,20 @@ fn field(out: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
-/// SHA-256(prev ‖ label ‖ seq ‖ tenant ‖ actor ‖ action ‖ subject ‖ details ‖ at); strings
-/// length-prefixed (absent ones marked), numbers big-endian, details as stored.
-#[allow(clippy::too_many_arguments)]
-fn chain_hash(
-    prev: &[u8],
-    seq: i64,
+/// SHA-256(prev ‖ label ‖ seq ‖ tail), the tail being the record's [`chain_tail`].
+fn chain_hash(prev: &[u8], seq: i64, tail: &[u8]) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(prev);
+    hasher.update(LABEL);
+    hasher.update(seq.to_be_bytes());
+    hasher.update(tail);
+    hasher.finalize().to_vec()
+}
+
+/// The bytes [`chain_hash`] covers after the seq (which only the head knows): tenant ‖ actor ‖
+/// action ‖ subject ‖ details ‖ at; strings length-prefixed (absent ones marked), numbers
+/// big-endian, details as stored.
+fn chain_tail(
     tenant_id: Option<&str>,
     actor: &str,
     action: &str,
@@ -125,18 +134,14 @@ fn chain_hash(
     details: &str,
     at: i64,
 ) -> Vec<u8> {
-    let mut row = LABEL.to_vec();
-    row.extend_from_slice(&seq.to_be_bytes());
+    let mut row = Vec::with_capacity(64 + details.len());
     field(&mut row, tenant_id);
     field(&mut row, Some(actor));
     field(&mut row, Some(action));
     field(&mut row, subject);
     field(&mut row, Some(details));
     row.extend_from_slice(&at.to_be_bytes());
-    let mut hasher = Sha256::new();
-    hasher.update(prev);
-    hasher.update(&row);
-    hasher.finalize().to_vec()
+    row
 }
 
 const COLUMNS: &str = "seq, tenant_id, actor, action, subject, details, at, prev_hash, hash";
@@ -157,48 +162,71 @@ fn record(row: &impl Columns) -> Result<AuditRecord, StoreError> {
 }
 
 impl Store {
-    /// Appends `new` to the chain at time `at`.
-    pub async fn append_audit(
-        &self,
-        new: NewAuditRecord,
-        at: UnixTime,
-    ) -> Result<AuditRecord, StoreError> {
-        self.transact(Scope::Transaction, Append { new, at }).await
+    /// Appends `new` to the chain at time `at` (PostgreSQL: one statement on its own, whose
+    /// commit appends it; SQLite: a transaction on the direct writer).
+    pub async fn append_audit(&self, new: NewAuditRecord, at: UnixTime) -> Result<(), StoreError> {
+        self.transact(Scope::Statement, Append { new, at }).await
     }
 }
 
-/// [`Store::append_audit`]'s transaction.
+/// [`Store::append_audit`]'s statement(s).
 struct Append {
     new: NewAuditRecord,
     at: UnixTime,
 }
 
 impl Transact for Append {
-    type Output = AuditRecord;
+    type Output = ();
 
-    async fn run<S: Statements>(self, statements: &mut S) -> Result<AuditRecord, StoreError> {
+    async fn run<S: Statements>(self, statements: &mut S) -> Result<(), StoreError> {
         append_in(statements, self.new, self.at).await
     }
 }
 
-static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         RETURNING {COLUMNS}"
-    )
-});
-
 /// Appends `new` inside a transaction, so a record is written exactly when the change it
-/// records is. Call it last in the transaction: it takes the chain's head, which every append
-/// waits for.
+/// records is, and in commit order.
+///
+/// PostgreSQL: the record waits in `audit_pending` until the transaction commits, and a
+/// deferred trigger (migration 0009) appends it inside COMMIT: takes the chain's head (the
+/// next seq, the previous hash), hashes the record as [`chain_hash`] does over the
+/// [`chain_tail`] given here, inserts it. The head is one row every append locks until its
+/// transaction ends; taken by a statement of the transaction, it stayed locked while the
+/// client got the answer and sent COMMIT, the wait of every other append (16 concurrent pulls:
+/// ~10 backends waiting on it, session 11). SQLite: at once — the transaction holds the one
+/// write lock since BEGIN IMMEDIATE and runs whole on the writer's thread.
 pub(crate) async fn append_in(
     statements: &mut impl Statements,
     new: NewAuditRecord,
     at: UnixTime,
-) -> Result<AuditRecord, StoreError> {
+) -> Result<(), StoreError> {
     let details = new.details.to_string();
-    // Taking the head first serializes appends: PostgreSQL holds this row's lock until
-    // commit, SQLite holds the write lock since BEGIN IMMEDIATE.
+    let tail = chain_tail(
+        new.tenant_id.as_deref(),
+        &new.actor,
+        &new.action,
+        new.subject.as_deref(),
+        &details,
+        at,
+    );
+    if statements.backend() == Backend::Postgres {
+        statements
+            .execute(
+                "INSERT INTO audit_pending (tenant_id, actor, action, subject, details, at, tail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                args![
+                    &new.tenant_id,
+                    &new.actor,
+                    &new.action,
+                    &new.subject,
+                    &details,
+                    at,
+                    tail.as_slice()
+                ],
+            )
+            .await
+            .db()?;
+        return Ok(());
+    }
     let head = statements
         .fetch_one(
             "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
@@ -208,18 +236,9 @@ pub(crate) async fn append_in(
         .db()?;
     let seq: i64 = head.column("seq")?;
     let prev: Vec<u8> = head.column("hash")?;
-    let hash = chain_hash(
-        &prev,
-        seq,
-        new.tenant_id.as_deref(),
-        &new.actor,
-        &new.action,
-        new.subject.as_deref(),
-        &details,
-        at,
-    );
-    let row = statements
-        .fetch_one(
+    let hash = chain_hash(&prev, seq, &tail);
+    statements
+        .execute(
             &INSERT,
             args![
                 seq,
@@ -236,8 +255,12 @@ pub(crate) async fn append_in(
         .await
         .db()?;
     // The head's hash follows by trigger (migration 0007, `audit_head_follows`).
-    record(&row)
+    Ok(())
 }
+
+static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+});
 
 impl Store {
     /// The records of `tenant_id` after `after_seq`, oldest first, at most `limit`.
@@ -327,9 +350,7 @@ impl Store {
             let action: String = row.try_get("action").db()?;
             let details: String = row.try_get("details").db()?;
             let at: i64 = row.try_get("at").db()?;
-            let computed = chain_hash(
-                &stored_prev,
-                seq,
+            let tail = chain_tail(
                 tenant_id.as_deref(),
                 &actor,
                 &action,
@@ -337,6 +358,7 @@ impl Store {
                 &details,
                 at,
             );
+            let computed = chain_hash(&stored_prev, seq, &tail);
             if computed != stored_hash {
                 return Ok(report(records, Some(AuditProblem::Edited { seq })));
             }

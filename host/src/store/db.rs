@@ -649,6 +649,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_changes_by_employee.sql"),
         include_str!("../../migrations/postgres/0008_changes_by_employee.sql"),
     ),
+    (
+        9,
+        "audit at commit",
+        include_str!("../../migrations/sqlite/0009_audit_at_commit.sql"),
+        include_str!("../../migrations/postgres/0009_audit_at_commit.sql"),
+    ),
 ];
 
 type BoxDynError = Box<dyn std::error::Error + Send + Sync + 'static>;
