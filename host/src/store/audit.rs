@@ -12,7 +12,7 @@ use std::fmt;
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 
-use super::direct::{Columns, Statements, Transact, args};
+use super::direct::{Arg, Columns, Statements, Transact, args};
 use super::error::{DbResult as _, StoreError};
 use super::{Backend, Scope, Store, UnixTime};
 
@@ -208,20 +208,21 @@ pub(crate) async fn append_in(
         &details,
         at,
     );
+    // $1 … $6 on both backends: the record's own columns.
+    let record: [Arg<'_>; 6] = [
+        Arg::from(&new.tenant_id),
+        Arg::from(&new.actor),
+        Arg::from(&new.action),
+        Arg::from(&new.subject),
+        Arg::from(&details),
+        Arg::from(at),
+    ];
     if statements.backend() == Backend::Postgres {
         statements
             .execute(
                 "INSERT INTO audit_pending (tenant_id, actor, action, subject, details, at, tail) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                args![
-                    &new.tenant_id,
-                    &new.actor,
-                    &new.action,
-                    &new.subject,
-                    &details,
-                    at,
-                    tail.as_slice()
-                ],
+                &[&record[..], &[Arg::from(tail.as_slice())]].concat(),
             )
             .await
             .db()?;
@@ -239,28 +240,19 @@ pub(crate) async fn append_in(
     let hash = chain_hash(&prev, seq, &tail);
     statements
         .execute(
-            &INSERT,
-            args![
-                seq,
-                &new.tenant_id,
-                &new.actor,
-                &new.action,
-                &new.subject,
-                &details,
-                at,
-                &prev,
-                hash.as_slice()
-            ],
+            "INSERT INTO audit_log (tenant_id, actor, action, subject, details, at, seq, \
+             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &record[..],
+                &[Arg::from(seq), Arg::from(&prev), Arg::from(hash.as_slice())],
+            ]
+            .concat(),
         )
         .await
         .db()?;
     // The head's hash follows by trigger (migration 0007, `audit_head_follows`).
     Ok(())
 }
-
-static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-});
 
 impl Store {
     /// The records of `tenant_id` after `after_seq`, oldest first, at most `limit`.
