@@ -154,7 +154,12 @@ pub async fn run(quick: bool) -> Section {
          when a statement of the transaction took the chain's head, its row lock was held \
          while the client answered and sent COMMIT, ~10 of the 16 backends stood waiting on \
          it, and PostgreSQL did 3,800–4,000/s on the machine where it now does 4,800–5,400/s \
-         (session 11). Measured before batching: one request, one transaction and one audit \
+         (session 11). What limits PostgreSQL now is the CPU it takes itself: its backends \
+         ran 56 % of the two cores during the pulls (`perf record -a`, session 11; the \
+         server and the clients 40 %), much of it index upkeep — a lease or an ack changes \
+         `state`, which is indexed, so no update is HOT and each inserts into every index of \
+         `deliveries` its new row falls in (up to 6) — and the audit trigger. Measured before \
+         batching: one request, one transaction and one audit \
          record per ack gave 1,158/s (SQLite) and 874/s (PostgreSQL).",
     );
     section

@@ -717,87 +717,76 @@ store_test!(a_queued_delivery_goes_to_an_active_key_only, |db| {
     );
 });
 
-store_test!(
-    an_audit_record_lands_with_its_transaction_or_not_at_all,
-    |db| {
-        // PostgreSQL appends a transaction's records inside its COMMIT (a deferred trigger, so the
-        // chain's head is never locked across a client round trip); SQLite at once. Either way a
-        // record lands exactly when what it records does, chained like any other.
-        let store = &db.store;
-        let f = fixture(store, "audited").await;
-        let t = &f.tenant.id;
-        let id = queued(store, &f, "alice", b"envelope").await;
-        let before = store.verify_audit().await.unwrap();
-        let lease_audited = |n: usize| {
-            let tenant = t.clone();
-            store.lease_deliveries_audited(t, &f.key.id, "ws", 10, 60, NOW, move |leased| {
-                assert_eq!(leased.len(), 1);
-                Some(record(&tenant, n))
-            })
-        };
-        // The audit log refuses the record: the lease is refused with it, and nothing changed.
-        let refuse = match store.backend() {
-            Backend::Sqlite => {
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
-             BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
-            }
-            Backend::Postgres => {
-                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
-             $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$; \
-             CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
-             FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
-            }
-        };
-        store.execute_unchecked(refuse).await.unwrap();
-        let refused = lease_audited(1).await;
-        assert!(
-            matches!(&refused, Err(StoreError::Database(e)) if e.to_string().contains("audit refused")),
-            "{refused:?}"
-        );
-        store
-            .execute_unchecked(match store.backend() {
-                Backend::Sqlite => "DROP TRIGGER refuse_audit",
-                Backend::Postgres => "DROP TRIGGER refuse_audit ON audit_log",
-            })
-            .await
-            .unwrap();
-        let waiting = store.delivery(t, &id).await.unwrap();
-        assert_eq!(
-            (waiting.state, waiting.attempts),
-            (DeliveryState::Pending, 0)
-        );
-        let unchanged = store.verify_audit().await.unwrap();
-        assert_eq!(
-            (unchanged.records, unchanged.head_seq, unchanged.problem),
-            (before.records, before.head_seq, None)
-        );
-        // Accepted: the lease and its record, the chain's next, whole.
-        let leased = lease_audited(2).await.unwrap();
-        assert_eq!(leased[0].id, id);
-        let after = store.verify_audit().await.unwrap();
-        assert_eq!(
-            (after.records, after.head_seq, after.problem),
-            (before.records + 1, before.head_seq + 1, None)
-        );
-        let last = store.audit_records(t, before.head_seq, 10).await.unwrap();
-        assert_eq!(
-            last.iter()
-                .map(|r| (r.seq, r.subject.as_deref()))
-                .collect::<Vec<_>>(),
-            [(before.head_seq + 1, Some("employee-2"))]
-        );
-        if store.backend() == Backend::Postgres {
-            // Nothing is left waiting for a commit.
-            assert_eq!(
-                store
-                    .execute_unchecked("DELETE FROM audit_pending")
-                    .await
-                    .unwrap(),
-                0
-            );
-        }
+store_test!(audit_records_land_with_their_transaction, |db| {
+    // PostgreSQL appends a transaction's records inside its COMMIT (a deferred trigger, so the
+    // chain's head is never locked across a client round trip); SQLite at once. Either way a
+    // record lands exactly when what it records does, chained like any other.
+    let store = &db.store;
+    let f = fixture(store, "audited").await;
+    let t = &f.tenant.id;
+    let id = queued(store, &f, "alice", b"envelope").await;
+    let before = store.verify_audit().await.unwrap();
+    let lease_audited = |n: usize| {
+        let tenant = t.clone();
+        store.lease_deliveries_audited(t, &f.key.id, "ws", 10, 60, NOW, move |_| {
+            Some(record(&tenant, n))
+        })
+    };
+    // The audit log refuses the record: the lease is refused with it, and nothing changed.
+    let (refuse, allow) = match store.backend() {
+        Backend::Sqlite => (
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+         BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+            "DROP TRIGGER refuse_audit",
+        ),
+        Backend::Postgres => (
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$; \
+         CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+         FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+            "DROP TRIGGER refuse_audit ON audit_log",
+        ),
+    };
+    store.execute_unchecked(refuse).await.unwrap();
+    match lease_audited(1).await {
+        Err(StoreError::Database(e)) => assert!(e.to_string().contains("audit refused"), "{e}"),
+        other => panic!("expected the database's refusal, got {other:?}"),
     }
-);
+    store.execute_unchecked(allow).await.unwrap();
+    let waiting = store.delivery(t, &id).await.unwrap();
+    assert_eq!(
+        (waiting.state, waiting.attempts),
+        (DeliveryState::Pending, 0)
+    );
+    let unchanged = store.verify_audit().await.unwrap();
+    assert_eq!(
+        (unchanged.records, unchanged.head_seq, unchanged.problem),
+        (before.records, before.head_seq, None)
+    );
+    // Accepted: the lease and its record, the chain's next, whole.
+    let leased = lease_audited(2).await.unwrap();
+    assert_eq!(
+        leased.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    let after = store.verify_audit().await.unwrap();
+    assert_eq!(
+        (after.records, after.head_seq, after.problem),
+        (before.records + 1, before.head_seq + 1, None)
+    );
+    let last = store.audit_records(t, before.head_seq, 10).await.unwrap();
+    assert_eq!(
+        last.iter()
+            .map(|r| (r.seq, r.subject.as_deref()))
+            .collect::<Vec<_>>(),
+        [(before.head_seq + 1, Some("employee-2"))]
+    );
+    if store.backend() == Backend::Postgres {
+        // Nothing is left waiting for a commit.
+        let left = store.execute_unchecked("DELETE FROM audit_pending").await;
+        assert_eq!(left.unwrap(), 0);
+    }
+});
 
 store_test!(delivery_lifecycle, |db| {
     let store = &db.store;

@@ -209,7 +209,7 @@ pub(crate) async fn append_in(
         at,
     );
     // $1 … $6 on both backends: the record's own columns.
-    let record: [Arg<'_>; 6] = [
+    let columns: [Arg<'_>; 6] = [
         Arg::from(&new.tenant_id),
         Arg::from(&new.actor),
         Arg::from(&new.action),
@@ -222,7 +222,7 @@ pub(crate) async fn append_in(
             .execute(
                 "INSERT INTO audit_pending (tenant_id, actor, action, subject, details, at, tail) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&record[..], &[Arg::from(tail.as_slice())]].concat(),
+                &[&columns[..], &[Arg::from(tail.as_slice())]].concat(),
             )
             .await
             .db()?;
@@ -243,7 +243,7 @@ pub(crate) async fn append_in(
             "INSERT INTO audit_log (tenant_id, actor, action, subject, details, at, seq, \
              prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &[
-                &record[..],
+                &columns[..],
                 &[Arg::from(seq), Arg::from(&prev), Arg::from(hash.as_slice())],
             ]
             .concat(),
